@@ -93,14 +93,12 @@ func ParseToken(token string) (lookupID string, ok bool) {
 		return "", false
 	}
 	for i := len(tokenPrefix); i < len(token); i++ {
-		if i == len(tokenPrefix)+lookupLen {
-			continue
-		}
-		if strings.IndexByte(base62, token[i]) < 0 {
+		if i != len(tokenPrefix)+lookupLen && !isBase62[token[i]] {
 			return "", false
 		}
 	}
-	if subtle.ConstantTimeCompare([]byte(checksum(body)), []byte(sum)) != 1 {
+	want := checksumOf(body)
+	if subtle.ConstantTimeCompare(want[:], []byte(sum)) != 1 {
 		return "", false
 	}
 	return token[len(tokenPrefix) : len(tokenPrefix)+lookupLen], true
@@ -116,14 +114,26 @@ func TokenMatches(token string, stored []byte) bool {
 	return subtle.ConstantTimeCompare(h[:], stored) == 1
 }
 
+var isBase62 = func() (t [256]bool) {
+	for i := 0; i < len(base62); i++ {
+		t[base62[i]] = true
+	}
+	return t
+}()
+
 func checksum(body string) string {
-	n := crc32.ChecksumIEEE([]byte(body))
-	var b [checksumLen]byte
+	b := checksumOf(body)
+	return string(b[:])
+}
+
+// checksumOf is checksum without allocating, for the request path.
+func checksumOf(body string) (b [checksumLen]byte) {
+	n := crc32.Update(0, crc32.IEEETable, []byte(body))
 	for i := checksumLen - 1; i >= 0; i-- {
 		b[i] = base62[n%62]
 		n /= 62
 	}
-	return string(b[:])
+	return b
 }
 
 func randomBase62(n int) string {

@@ -66,16 +66,20 @@ func ValidateResource(s string) string {
 	if msg := validPrintable(s); msg != "" {
 		return msg
 	}
-	segs := strings.Split(s, "/")
-	for i, seg := range segs {
+	// Walk the segments without splitting (this runs on every request with a resource).
+	for rest := s; ; {
+		seg, tail, more := strings.Cut(rest, "/")
 		if seg == "" {
 			return "must not contain an empty path segment"
 		}
-		if strings.Contains(seg, "*") && (seg != "*" || i != len(segs)-1) {
+		if strings.IndexByte(seg, '*') >= 0 && (seg != "*" || more) {
 			return `may contain "*" only as the whole final segment`
 		}
+		if !more {
+			return ""
+		}
+		rest = tail
 	}
-	return ""
 }
 
 // ValidateScopes checks a list of API key scopes: at least one, each known, no duplicates.
