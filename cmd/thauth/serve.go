@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/thauth/thauth/cmd/internal/serve"
+)
+
+// serveConfig is the whole configuration of `thauth serve`. Every field has a flag and a
+// THAUTH_* environment variable; the defaults are those of serve.Defaults plus text logs at
+// level info.
+type serveConfig struct {
+	serve.Config            // listen address, data directory, sync interval, timeouts
+	LogFormat    string     // "text" (default) or "json"
+	LogLevel     slog.Level // debug, info (default), warn or error
+}
+
+// serveSetting binds one flag and its environment variable to a field of serveConfig.
+type serveSetting struct {
+	flag, env, usage string
+	field            string // the serve.Config field it sets, to attribute Validate's problems
+	def              func(c *serveConfig) string
+	set              func(c *serveConfig, v string) string // "" when v is acceptable, else why not
+}
+
+func serveSettings() []serveSetting {
+	duration := func(dst func(c *serveConfig) *time.Duration) func(c *serveConfig, v string) string {
+		return func(c *serveConfig, v string) string {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Sprintf("%q is not a duration (for example 500ms, 2s, 1m)", v)
+			}
+			*dst(c) = d
+			return ""
+		}
+	}
+	return []serveSetting{
+		{flag: "addr", env: "THAUTH_ADDR", field: "Addr",
+			usage: "`address` to listen on, host:port (port 0: any free port)",
+			def:   func(c *serveConfig) string { return c.Addr },
+			set:   func(c *serveConfig, v string) string { c.Addr = v; return "" }},
+		{flag: "data-dir", env: "THAUTH_DATA_DIR", field: "DataDir",
+			usage: "`directory` of the SQLite database (created if missing)",
+			def:   func(c *serveConfig) string { return c.DataDir },
+			set:   func(c *serveConfig, v string) string { c.DataDir = v; return "" }},
+		{flag: "log-format", env: "THAUTH_LOG_FORMAT",
+			usage: "log `format`: text or json",
+			def:   func(c *serveConfig) string { return c.LogFormat },
+			set: func(c *serveConfig, v string) string {
+				if v != "text" && v != "json" {
+					return fmt.Sprintf("%q is not a log format (text or json)", v)
+				}
+				c.LogFormat = v
+				return ""
+			}},
+		{flag: "log-level", env: "THAUTH_LOG_LEVEL",
+			usage: "minimum log `level`: debug, info, warn or error",
+			def:   func(c *serveConfig) string { return strings.ToLower(c.LogLevel.String()) },
+			set: func(c *serveConfig, v string) string {
+				switch strings.ToLower(v) {
+				case "debug", "info", "warn", "error":
+					return errString(c.LogLevel.UnmarshalText([]byte(v)))
+				}
+				return fmt.Sprintf("%q is not a log level (debug, info, warn or error)", v)
+			}},
+		{flag: "sync-interval", env: "THAUTH_SYNC_INTERVAL", field: "SyncInterval",
+			usage: "`interval` at which to pick up writes made by other processes",
+			def:   func(c *serveConfig) string { return c.SyncInterval.String() },
+			set:   duration(func(c *serveConfig) *time.Duration { return &c.SyncInterval })},
+		{flag: "shutdown-timeout", env: "THAUTH_SHUTDOWN_TIMEOUT", field: "ShutdownTimeout",
+			usage: "longest `duration` shutdown waits for in-flight requests",
+			def:   func(c *serveConfig) string { return c.ShutdownTimeout.String() },
+			set:   duration(func(c *serveConfig) *time.Duration { return &c.ShutdownTimeout })},
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{Config: serve.Defaults(), LogFormat: "text", LogLevel: slog.LevelInfo}
+}
+
+// loadServeConfig fills the configuration from the parsed flags, then the environment, then
+// the defaults, and validates it once. It returns every problem found, each naming the flag
+// or variable it came from.
+func loadServeConfig(fs *flagSet, settings []serveSetting) (serveConfig, []string) {
+	cfg := defaultServeConfig()
+	var problems []string
+	byField := map[string]string{}
+	for _, s := range settings {
+		if msg := s.set(&cfg, fs.value(s.flag)); msg != "" {
+			problems = append(problems, fs.source(s.flag)+": "+msg)
+		}
+		if s.field != "" {
+			byField[s.field] = s.flag
+		}
+	}
+	for _, p := range cfg.Validate() {
+		src := p.Field
+		if f, ok := byField[p.Field]; ok {
+			src = fs.source(f)
+		}
+		problems = append(problems, src+": "+p.Message)
+	}
+	return cfg, problems
+}
+
+// listenHookKey is the context key of an optional func(addr string) that runServe calls
+// once the server listens (tests start it on port 0 and need the real address).
+type listenHookKey struct{}
+
+func runServe(ctx context.Context, e *env, args []string) int {
+	cfg, code, done := parseServeConfig(e, args)
+	if done {
+		return code
+	}
+	log := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	onListen, _ := ctx.Value(listenHookKey{}).(func(addr string))
+	log.Info("starting thauth", "version", version, "addr", cfg.Addr, "data_dir", cfg.DataDir)
+	if err := serve.Run(ctx, cfg.Config, log, onListen); err != nil {
+		log.Error("thauth serve failed", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// parseServeConfig parses the flags of serve and builds its configuration. When done is
+// true, the command must return code: help was printed, or the command line or the
+// configuration was wrong (every problem printed).
+func parseServeConfig(e *env, args []string) (cfg serveConfig, code int, done bool) {
+	fs := newFlagSet("serve", "thauth serve [flags]",
+		`Runs the Thauth server: the decision API (/v1) and the management API (/api/v1) over
+HTTP, on an embedded SQLite database in the data directory (migrated at start-up).
+The server stops gracefully on SIGINT or SIGTERM: it stops accepting connections,
+finishes in-flight requests, saves API key last-use times and closes the database.
+TLS is not served yet: keep the default loopback address or put a TLS proxy in front.`, e)
+	settings := serveSettings()
+	def := defaultServeConfig()
+	for _, s := range settings {
+		fs.String(s.flag, s.def(&def), s.usage)
+		fs.env(s.flag, s.env)
+	}
+	if _, code, done := parse(fs, args, 0, 0); done {
+		return cfg, code, true
+	}
+	cfg, problems := loadServeConfig(fs, settings)
+	if len(problems) > 0 {
+		fmt.Fprintln(e.stderr, "thauth serve: invalid configuration:")
+		for _, p := range problems {
+			fmt.Fprintln(e.stderr, "  "+p)
+		}
+		return cfg, exitUsage, true
+	}
+	return cfg, exitOK, false
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,110 @@
+// Package httpserver is Thauth's HTTP layer: the public decision API (/v1, spec §4), the
+// management API of a project (/api/v1), and the health endpoints. New wires the decision
+// engine and the management service into one http.Handler; routes.go lists the whole surface.
+//
+// Threat model. Every /v1 and /api/v1 request is authenticated with a project API key sent as
+// a bearer token. Any bad key — missing, malformed, wrong checksum, unknown, revoked,
+// expired — gets the same 401 with the same body, so keys cannot be probed. A key reaches
+// only its own project: other project ids are answered exactly like ids that do not exist.
+// Tokens, the Authorization header and request bodies are never logged; internal errors are
+// logged with the request id and answered with a generic message. Bodies are size-limited
+// and strictly decoded. Server timeouts are set by the caller (cmd/thauth) on http.Server.
+//
+// A failure while deciding never allows: a check that cannot be evaluated answers
+// {"allowed": false, "reason": "error"}.
+package httpserver
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/thauth/thauth"
+	"github.com/thauth/thauth/internal/engine"
+	"github.com/thauth/thauth/internal/manage"
+)
+
+// Deps are the components the HTTP layer serves. Engine and Manage are required.
+type Deps struct {
+	Engine *engine.Engine
+	Manage *manage.Service
+	// Ping checks that the store answers, for /readyz; nil means always reachable.
+	Ping func(ctx context.Context) error
+	// Logger receives the access log and internal errors; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock used for decisions and ids; nil means time.Now.
+	Now func() time.Time
+}
+
+// server holds the dependencies and the routing table. It is safe for concurrent use.
+type server struct {
+	eng  *engine.Engine
+	mg   *manage.Service
+	ping func(ctx context.Context) error
+	log  *slog.Logger
+	now  func() time.Time
+	rand func() uint64
+	mux  *http.ServeMux
+	bufs sync.Pool // *[]byte, for request and response bodies
+	reqs sync.Pool // *thauth.CheckRequest: passed by pointer, it would escape per request
+
+	// The two engine calls of the decision path, as fields so that tests can make them
+	// fail (the real engine cannot be made to): the fail-closed paths must be tested too.
+	snapshotOf func(projectID string) *engine.Snapshot
+	evaluate   func(snap *engine.Snapshot, req *thauth.CheckRequest, now time.Time) thauth.Decision
+}
+
+// New returns the handler serving every route of routes.go. The handler is safe for
+// concurrent use. It panics when Engine or Manage is nil (a wiring bug).
+func New(d Deps) http.Handler {
+	if d.Engine == nil || d.Manage == nil {
+		panic("httpserver: Deps.Engine and Deps.Manage are required")
+	}
+	s := &server{
+		eng:  d.Engine,
+		mg:   d.Manage,
+		ping: d.Ping,
+		log:  d.Logger,
+		now:  d.Now,
+		rand: rand.Uint64,
+		mux:  http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.snapshotOf = s.eng.Snapshot
+	s.evaluate = (*engine.Snapshot).Check
+	s.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
+	s.reqs.New = func() any { return new(thauth.CheckRequest) }
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)
+	}
+	return s
+}
+
+// maxPooledBuf is the largest buffer kept for reuse; bigger ones (large documents) are left
+// to the garbage collector.
+const maxPooledBuf = 64 << 10
+
+func (s *server) getBuf() *[]byte { return s.bufs.Get().(*[]byte) }
+
+func (s *server) putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	s.bufs.Put(b)
+}
+
+func (s *server) getReq() *thauth.CheckRequest { return s.reqs.Get().(*thauth.CheckRequest) }
+
+func (s *server) putReq(r *thauth.CheckRequest) {
+	*r = thauth.CheckRequest{} // drop the references into the request body
+	s.reqs.Put(r)
+}

@@ -1,0 +1,200 @@
+package httpserver
+
+import (
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/thauth/thauth"
+	"github.com/thauth/thauth/internal/engine"
+	"github.com/thauth/thauth/internal/manage"
+)
+
+// wantsYAML reports whether the Accept header prefers a YAML media type to JSON. Without a
+// YAML type in it (or without the header) the answer is JSON.
+func wantsYAML(accept string) bool {
+	if accept == "" {
+		return false
+	}
+	bestYAML, bestJSON := -1.0, -1.0
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		switch {
+		case yamlMedia(mt):
+			bestYAML = max(bestYAML, q)
+		case mt == mediaJSON || mt == "application/*" || mt == "*/*":
+			bestJSON = max(bestJSON, q)
+		}
+	}
+	return bestYAML > 0 && bestYAML > bestJSON
+}
+
+// exportConfig serves GET /api/v1/projects/{project}/config: the configuration document,
+// YAML when the Accept header asks for it, JSON otherwise.
+func (s *server) exportConfig(w http.ResponseWriter, r *http.Request, p engine.Principal) {
+	f, ct := manage.FormatJSON, hdrJSON
+	if wantsYAML(r.Header.Get("Accept")) {
+		f, ct = manage.FormatYAML, hdrYAML
+	}
+	doc, err := s.mg.ExportConfig(r.Context(), p.ProjectID, f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header()["Content-Type"] = ct
+	w.Header()["Vary"] = []string{"Accept"}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(doc)
+}
+
+var errNotDocument = thauth.Errorf(thauth.EUnsupported,
+	"Content-Type must be application/json or application/yaml (also accepted: application/x-yaml, text/yaml)")
+
+// applyConfig serves PUT /api/v1/projects/{project}/config: apply a whole configuration
+// document (or, with ?dry_run=true, only report what would change). Bodies up to 32 MiB.
+func (s *server) applyConfig(w http.ResponseWriter, r *http.Request, p engine.Principal) {
+	var f manage.Format
+	switch mt := mediaType(r.Header.Get("Content-Type")); {
+	case mt == mediaJSON:
+		f = manage.FormatJSON
+	case yamlMedia(mt):
+		f = manage.FormatYAML
+	default:
+		s.writeError(w, r, errNotDocument)
+		return
+	}
+	dryRun := false
+	q := r.URL.Query()
+	for k := range q {
+		if k != "dry_run" {
+			s.writeError(w, r, invalid("unknown query parameter %q", clip(k)))
+			return
+		}
+	}
+	if vs, ok := q["dry_run"]; ok {
+		v := ""
+		if len(vs) > 0 {
+			v = vs[len(vs)-1]
+		}
+		switch v {
+		case "true", "1", "":
+			dryRun = true
+		case "false", "0":
+		default:
+			s.writeError(w, r, invalid(`query parameter "dry_run" must be true or false`))
+			return
+		}
+	}
+	bp := s.getBuf()
+	defer s.putBuf(bp)
+	body, err := readBody(r, maxConfigBody, bp)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.mg.ApplyConfig(r.Context(), p.ProjectID, body, f, dryRun)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, res)
+}
+
+// keyJSON is an API key on the wire: metadata, never the hash. Key (the token) is only in
+// the answer to a create.
+type keyJSON struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Scopes     []string   `json:"scopes"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	Key        string     `json:"key,omitempty"`
+}
+
+func toKeyJSON(k *thauth.APIKey) keyJSON {
+	scopes := k.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return keyJSON{
+		ID: k.ID, Name: k.Name, Prefix: k.LookupID, Scopes: scopes,
+		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt,
+	}
+}
+
+// createKey serves POST /api/v1/projects/{project}/keys: a new key of the project, whose
+// token is in the answer and never again.
+func (s *server) createKey(w http.ResponseWriter, r *http.Request, p engine.Principal) {
+	if err := requireJSON(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	bp := s.getBuf()
+	defer s.putBuf(bp)
+	body, err := readBody(r, maxJSONBody, bp)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req manage.KeyRequest
+	if err := decodeKeyCreate(string(body), &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	k, token, err := s.mg.CreateKey(r.Context(), p.ProjectID, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	kj := toKeyJSON(k)
+	kj.Key = token
+	s.writeJSON(w, http.StatusCreated, kj)
+}
+
+// listKeys serves GET /api/v1/projects/{project}/keys: every key of the project (revoked
+// ones included), with the newest last use the engine has seen.
+func (s *server) listKeys(w http.ResponseWriter, r *http.Request, p engine.Principal) {
+	keys, err := s.mg.ListKeys(r.Context(), p.ProjectID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := struct {
+		Keys []keyJSON `json:"keys"`
+	}{Keys: make([]keyJSON, 0, len(keys))}
+	for i := range keys {
+		kj := toKeyJSON(&keys[i])
+		if t, ok := s.eng.KeyLastUsed(p.ProjectID, keys[i].ID); ok {
+			t = t.UTC().Truncate(time.Microsecond)
+			if kj.LastUsedAt == nil || t.After(*kj.LastUsedAt) {
+				kj.LastUsedAt = &t
+			}
+		}
+		out.Keys = append(out.Keys, kj)
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// revokeKey serves DELETE /api/v1/projects/{project}/keys/{id}: the key stops working on
+// the next request. Unknown ids (and other projects' keys) are 404.
+func (s *server) revokeKey(w http.ResponseWriter, r *http.Request, p engine.Principal) {
+	if err := s.mg.RevokeKey(r.Context(), p.ProjectID, r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
