@@ -37,7 +37,7 @@ func addAPIFlags(fs *flagSet, withProject bool) *apiFlags {
 	fs.env("key", "THAUTH_KEY")
 	a := &apiFlags{fs: fs}
 	if withProject {
-		a.project = fs.String("project", "", "project `id` (default: discovered with GET /v1/config, which needs a decisions:read key)")
+		a.project = fs.String("project", "", "project `id` (default: the key's own project)")
 		fs.env("project", "THAUTH_PROJECT")
 	}
 	a.timeout = fs.Duration("timeout", 30*time.Second, "give up on the server after this `duration`")
@@ -61,16 +61,23 @@ func (a *apiFlags) client() (*thauth.Client, bool) {
 	return thauth.NewClient(base, key, thauth.WithTimeout(*a.timeout), thauth.WithUserAgent("thauth-cli/"+version)), true
 }
 
-// projectID returns the project to act on: --project, THAUTH_PROJECT, or the project of the
-// key as GET /v1/config reports it.
+// projectID returns the project to act on: --project, THAUTH_PROJECT, or the key's own
+// project as GET /api/v1/projects (admin keys) or GET /v1/config (decisions keys) reports it.
 func (a *apiFlags) projectID(ctx context.Context, c *thauth.Client) (string, bool) {
 	if p := a.fs.value("project"); p != "" {
 		return p, true
 	}
+	projects, err := c.ListProjects(ctx)
+	if err == nil && len(projects) == 1 {
+		return projects[0].ID, true
+	}
+	if err != nil && !errors.Is(err, thauth.ErrForbidden) {
+		a.apiError(err, "")
+		return "", false
+	}
 	cfg, err := c.GetConfig(ctx)
 	if errors.Is(err, thauth.ErrForbidden) {
-		a.fs.e.errorf("no project id: pass --project ID or set THAUTH_PROJECT (thauth init prints it); " +
-			"this key lacks the decisions:read scope needed to discover it")
+		a.fs.e.errorf("no project id: pass --project ID or set THAUTH_PROJECT (thauth init prints it)")
 		return "", false
 	}
 	if err != nil {

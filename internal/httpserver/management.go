@@ -40,6 +40,29 @@ func wantsYAML(accept string) bool {
 	return bestYAML > 0 && bestYAML > bestJSON
 }
 
+// projectJSON is a project as the management API shows it.
+type projectJSON struct {
+	ID             string    `json:"id"`
+	OrganizationID string    `json:"organization_id"`
+	Name           string    `json:"name"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// listProjects serves GET /api/v1/projects: the projects the credential reaches. For an API
+// key that is its own project, which is how a client holding only an admin key learns the
+// project id the other management routes take. It reads the snapshot, not the store.
+func (s *server) listProjects(w http.ResponseWriter, r *http.Request, p engine.Principal) {
+	snap := s.eng.Snapshot(p.ProjectID)
+	if snap == nil {
+		s.writeError(w, r, thauth.Errorf(thauth.EUnavailable, "project not loaded yet"))
+		return
+	}
+	pr := snap.Project()
+	s.writeJSON(w, http.StatusOK, map[string][]projectJSON{"projects": {{
+		ID: pr.ID, OrganizationID: pr.OrganizationID, Name: pr.Name, CreatedAt: pr.CreatedAt,
+	}}})
+}
+
 // exportConfig serves GET /api/v1/projects/{project}/config: the configuration document,
 // YAML when the Accept header asks for it, JSON otherwise.
 func (s *server) exportConfig(w http.ResponseWriter, r *http.Request, p engine.Principal) {

@@ -335,3 +335,29 @@ func TestCrossProject(t *testing.T) {
 		t.Errorf("other project config %+v", c)
 	}
 }
+
+func TestListProjects(t *testing.T) {
+	e := newEnv(t)
+	other, err := e.mg.Init(t.Context(), "Globex", "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key, wantID string
+	}{{e.admin, e.projectID}, {other.AdminKey, other.Project.ID}} {
+		rec := e.do("GET", "/api/v1/projects", c.key, "", "")
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET /api/v1/projects: %d %s", rec.Code, rec.Body)
+		}
+		var got struct {
+			Projects []struct{ ID, OrganizationID, Name string }
+		}
+		mustJSON(t, rec.Body.Bytes(), &got)
+		if len(got.Projects) != 1 || got.Projects[0].ID != c.wantID {
+			t.Errorf("a key must see exactly its own project %s, got %+v", c.wantID, got.Projects)
+		}
+	}
+	// Only admin keys may list; a decisions key is forbidden, a bad key unauthorized.
+	wantError(t, e.do("GET", "/api/v1/projects", other.DecisionsKey, "", ""), http.StatusForbidden, "")
+	wantUnauthorized(t, e.do("GET", "/api/v1/projects", "thauth_nope", "", ""))
+}

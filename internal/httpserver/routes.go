@@ -43,6 +43,7 @@ func (s *server) routes() []route {
 		{"POST", "/v1/subjects/upsert", api(thauth.ScopeSubjectsWrite, s.upsertSubject)},
 
 		// Management API (config-document.md, API keys).
+		{"GET", "/api/v1/projects", api(thauth.ScopeAdmin, s.listProjects)},
 		{"GET", "/api/v1/projects/{project}/config", manage(s.exportConfig)},
 		{"PUT", "/api/v1/projects/{project}/config", manage(s.applyConfig)},
 		{"POST", "/api/v1/projects/{project}/keys", manage(s.createKey)},

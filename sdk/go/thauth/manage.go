@@ -171,6 +171,32 @@ func (c *Client) RevokeKey(ctx context.Context, projectID, keyID string) error {
 	return err
 }
 
+// Project is a project as the management API lists it.
+type Project struct {
+	ID             string    `json:"id"`
+	OrganizationID string    `json:"organization_id"`
+	Name           string    `json:"name"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// ListProjects lists the projects the key reaches (GET /api/v1/projects; scope admin). For an
+// API key that is its own project, so a client holding only an admin key can learn its
+// project id.
+func (c *Client) ListProjects(ctx context.Context) ([]Project, error) {
+	const path = "/api/v1/projects"
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: path})
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Projects []Project `json:"projects"`
+	}
+	if err := decode(http.MethodGet, path, resp.body, &out); err != nil {
+		return nil, err
+	}
+	return out.Projects, nil
+}
+
 func projectPath(projectID string, parts ...string) string {
 	p := "/api/v1/projects/" + url.PathEscape(projectID)
 	for _, s := range parts {
