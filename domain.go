@@ -1,6 +1,10 @@
 package thauth
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // Organization is a customer account: it owns projects (and later members and billing).
 type Organization struct {
@@ -188,4 +192,43 @@ type ExplainedGrant struct {
 	ValidUntil *time.Time `json:"valid_until,omitempty"`
 	Matched    bool       `json:"matched"`
 	Why        string     `json:"why"` // e.g. "matched", "other tenant", "not yet valid", "resource does not match"
+}
+
+// Sort puts g's grants in the canonical order every store returns them in: assignments by
+// (tenant, role name, role id, valid from, valid until), overrides by (tenant, feature name,
+// action name, resource, effect, valid from, valid until); an absent time sorts first. Names
+// must be filled in. The conformance suite checks that stores agree on it.
+func (g *SubjectGrants) Sort() {
+	slices.SortStableFunc(g.Assignments, func(a, b Assignment) int {
+		return cmp.Or(
+			cmp.Compare(a.Tenant, b.Tenant),
+			cmp.Compare(a.RoleName, b.RoleName),
+			cmp.Compare(a.RoleID, b.RoleID),
+			compareTime(a.From, b.From),
+			compareTime(a.Until, b.Until),
+		)
+	})
+	slices.SortStableFunc(g.Overrides, func(a, b Override) int {
+		return cmp.Or(
+			cmp.Compare(a.Tenant, b.Tenant),
+			cmp.Compare(a.FeatureName, b.FeatureName),
+			cmp.Compare(a.ActionName, b.ActionName),
+			cmp.Compare(a.Resource, b.Resource),
+			cmp.Compare(a.Effect, b.Effect),
+			compareTime(a.From, b.From),
+			compareTime(a.Until, b.Until),
+		)
+	})
+}
+
+func compareTime(a, b *time.Time) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	return a.Compare(*b)
 }

@@ -173,7 +173,7 @@ func (d *data) ScanSubjectGrants(ctx context.Context, projectID string, fn func(
 			return fail(err)
 		}
 		for _, g := range page {
-			sortGrants(g)
+			g.Sort()
 			if err := fn(g); err != nil {
 				return err
 			}

@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,7 +78,7 @@ func (d *data) DeleteSubject(ctx context.Context, projectID, subjectID string) e
 }
 
 // LoadSubjectGrants returns the subject with all its grants (names filled in) in the order
-// of sortGrants. ENotFound if the subject does not exist in the project. The three queries
+// of thauth.SubjectGrants.Sort. ENotFound if the subject does not exist in the project. The three queries
 // go to the server in one round trip.
 func (d *data) LoadSubjectGrants(ctx context.Context, projectID, subjectID string) (*thauth.SubjectGrants, error) {
 	if err := d.enter(ctx, projectID); err != nil {
@@ -132,48 +130,10 @@ func (d *data) LoadSubjectGrants(ctx context.Context, projectID, subjectID strin
 	if err := br.Close(); err != nil {
 		return fail(err)
 	}
-	sortGrants(g)
+	g.Sort()
 	return g, nil
 }
 
-// sortGrants puts a subject's grants in the stores' deterministic order (the same as the
-// SQLite store's; storetest checks it): assignments by (tenant, role name, role id, valid
-// from, valid until), overrides by (tenant, feature name, action name, resource, effect,
-// valid from, valid until); an absent time sorts first.
-func sortGrants(g *thauth.SubjectGrants) {
-	slices.SortStableFunc(g.Assignments, func(a, b thauth.Assignment) int {
-		return cmp.Or(
-			cmp.Compare(a.Tenant, b.Tenant),
-			cmp.Compare(a.RoleName, b.RoleName),
-			cmp.Compare(a.RoleID, b.RoleID),
-			compareTime(a.From, b.From),
-			compareTime(a.Until, b.Until),
-		)
-	})
-	slices.SortStableFunc(g.Overrides, func(a, b thauth.Override) int {
-		return cmp.Or(
-			cmp.Compare(a.Tenant, b.Tenant),
-			cmp.Compare(a.FeatureName, b.FeatureName),
-			cmp.Compare(a.ActionName, b.ActionName),
-			cmp.Compare(a.Resource, b.Resource),
-			cmp.Compare(a.Effect, b.Effect),
-			compareTime(a.From, b.From),
-			compareTime(a.Until, b.Until),
-		)
-	})
-}
-
-func compareTime(a, b *time.Time) int {
-	switch {
-	case a == nil && b == nil:
-		return 0
-	case a == nil:
-		return -1
-	case b == nil:
-		return 1
-	}
-	return a.Compare(*b)
-}
 
 // effectOf returns the effect, sharing the constants' strings.
 func effectOf(s string) thauth.Effect {

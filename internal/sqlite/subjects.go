@@ -1,11 +1,9 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -91,7 +89,7 @@ func (d *data) subjectExists(ctx context.Context, projectID, subjectID string) e
 }
 
 // LoadSubjectGrants returns the subject with all its grants (names filled in) in the order
-// of sortGrants. ENotFound if the subject does not exist in the project.
+// of thauth.SubjectGrants.Sort. ENotFound if the subject does not exist in the project.
 func (d *data) LoadSubjectGrants(ctx context.Context, projectID, subjectID string) (*thauth.SubjectGrants, error) {
 	g := &thauth.SubjectGrants{Assignments: []thauth.Assignment{}, Overrides: []thauth.Override{}}
 	st, err := d.stmt(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE project_id = ? AND subject_id = ?`)
@@ -146,48 +144,10 @@ func (d *data) LoadSubjectGrants(ctx context.Context, projectID, subjectID strin
 	if err := closeRows(rows); err != nil {
 		return fail(err)
 	}
-	sortGrants(g)
+	g.Sort()
 	return g, nil
 }
 
-// sortGrants puts a subject's grants in the stores' deterministic order: assignments by
-// (tenant, role name, role id, valid from, valid until), overrides by (tenant, feature name,
-// action name, resource, effect, valid from, valid until); an absent time sorts first. The
-// PostgreSQL store must use the same order (storetest checks it).
-func sortGrants(g *thauth.SubjectGrants) {
-	slices.SortStableFunc(g.Assignments, func(a, b thauth.Assignment) int {
-		return cmp.Or(
-			cmp.Compare(a.Tenant, b.Tenant),
-			cmp.Compare(a.RoleName, b.RoleName),
-			cmp.Compare(a.RoleID, b.RoleID),
-			compareTime(a.From, b.From),
-			compareTime(a.Until, b.Until),
-		)
-	})
-	slices.SortStableFunc(g.Overrides, func(a, b thauth.Override) int {
-		return cmp.Or(
-			cmp.Compare(a.Tenant, b.Tenant),
-			cmp.Compare(a.FeatureName, b.FeatureName),
-			cmp.Compare(a.ActionName, b.ActionName),
-			cmp.Compare(a.Resource, b.Resource),
-			cmp.Compare(a.Effect, b.Effect),
-			compareTime(a.From, b.From),
-			compareTime(a.Until, b.Until),
-		)
-	})
-}
-
-func compareTime(a, b *time.Time) int {
-	switch {
-	case a == nil && b == nil:
-		return 0
-	case a == nil:
-		return -1
-	case b == nil:
-		return 1
-	}
-	return a.Compare(*b)
-}
 
 // ScanSubjectGrants calls fn for every subject of the project in subject id order (byte
 // order), with its grants sorted as by LoadSubjectGrants. It runs three ordered queries —
@@ -314,7 +274,7 @@ func (d *data) ScanSubjectGrants(ctx context.Context, projectID string, fn func(
 				return fail(err)
 			}
 		}
-		sortGrants(g)
+		g.Sort()
 		if err := fn(g); err != nil {
 			return err
 		}
