@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/thauth/thauth/internal/postgres/pgtest"
 	"github.com/thauth/thauth/internal/sqlite"
 	"github.com/thauth/thauth/sdk/go/thauth"
 )
@@ -123,9 +125,12 @@ type initResult struct {
 	DecisionsKey   string `json:"decisions_key"`
 }
 
-func initProject(t *testing.T, dataDir string) initResult {
+// initProject runs `thauth init` on the store named by storeArgs (--data-dir DIR or
+// --database-url URL).
+func initProject(t *testing.T, storeArgs ...string) initResult {
 	t.Helper()
-	out, errOut, code := cli(t, nil, "init", "--data-dir", dataDir, "--org", "Acme Inc", "--project", "app", "--json")
+	args := append([]string{"init"}, storeArgs...)
+	out, errOut, code := cli(t, nil, append(args, "--org", "Acme Inc", "--project", "app", "--json")...)
 	if code != 0 {
 		t.Fatalf("init: exit %d: %s", code, errOut)
 	}
@@ -165,12 +170,48 @@ func waitForProject(t *testing.T, c *thauth.Client, projectID string) {
 	}
 }
 
-func TestEndToEnd(t *testing.T) {
-	dataDir := t.TempDir()
-	srv := startServer(t, nil, "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--sync-interval", "50ms", "--log-level", "warn")
+// backend is the store a test's server and commands use, as command-line flags.
+type backend struct {
+	name string
+	args []string // --data-dir DIR, or --database-url URL
+}
 
-	// init writes to the data directory while the server runs on it.
-	ids := initProject(t, dataDir)
+// backends returns the stores the end-to-end suite runs on: SQLite in a temporary data
+// directory, and a fresh PostgreSQL database (migrated with `thauth migrate
+// --database-url`; see pgtest for when PostgreSQL is skipped).
+func backends() []struct {
+	name string
+	open func(t *testing.T) backend
+} {
+	return []struct {
+		name string
+		open func(t *testing.T) backend
+	}{
+		{"sqlite", func(t *testing.T) backend {
+			return backend{"sqlite", []string{"--data-dir", t.TempDir()}}
+		}},
+		{"postgres", func(t *testing.T) backend {
+			dbURL := pgtest.New(t)
+			out, errOut, code := cli(t, nil, "migrate", "--database-url", dbURL)
+			if code != 0 || !strings.Contains(out, "migrated from 0") {
+				t.Fatalf("migrate --database-url: exit %d, %q %q", code, out, errOut)
+			}
+			return backend{"postgres", []string{"--database-url", dbURL}}
+		}},
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { testEndToEnd(t, b.open(t)) })
+	}
+}
+
+func testEndToEnd(t *testing.T, b backend) {
+	srv := startServer(t, nil, append([]string{"--addr", "127.0.0.1:0", "--sync-interval", "50ms", "--log-level", "warn"}, b.args...)...)
+
+	// init writes to the store while the server runs on it.
+	ids := initProject(t, b.args...)
 	decisions := thauth.NewClient(srv.url, ids.DecisionsKey)
 	waitForProject(t, decisions, ids.ProjectID)
 
@@ -345,6 +386,22 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("freshness token of a write", func(t *testing.T) {
+		res, err := decisions.UpsertSubject(ctx, thauth.UpsertSubjectRequest{SubjectID: "user:erin", SubjectType: "user"})
+		if err != nil || !strings.HasPrefix(res.Revision, "r1.") {
+			t.Fatalf("upsert: %+v, %v", res, err)
+		}
+		d, err := decisions.Check(ctx, thauth.CheckRequest{Subject: "user:erin", Feature: "billing", Action: "read", AtLeastAsFresh: res.Revision})
+		if err != nil || d.Allowed {
+			t.Errorf("check with the token: %+v, %v", d, err)
+		}
+		_, err = decisions.Check(ctx, thauth.CheckRequest{Subject: "user:erin", Feature: "billing", Action: "read", AtLeastAsFresh: "r1.nope"})
+		var se *thauth.Error
+		if !errors.As(err, &se) || se.StatusCode != 400 || !strings.Contains(se.Message, "at_least_as_fresh") {
+			t.Errorf("check with a bad token: %v", err)
+		}
+	})
+
 	t.Run("export then apply changes nothing", func(t *testing.T) {
 		for _, format := range []string{"yaml", "json"} {
 			out, errOut, code := cli(t, admin, "export", "--format", format)
@@ -481,7 +538,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, "thauth.db")); err != nil {
 		t.Fatalf("THAUTH_DATA_DIR not used: %v", err)
 	}
-	ids := initProject(t, dataDir)
+	ids := initProject(t, "--data-dir", dataDir)
 	waitForProject(t, thauth.NewClient(srv.url, ids.DecisionsKey), ids.ProjectID)
 
 	// Start a request whose body arrives slowly, so that it is in flight during shutdown.
@@ -612,6 +669,23 @@ func TestServeConfig(t *testing.T) {
 			}},
 		{"empty environment variable means unset",
 			nil, map[string]string{"THAUTH_ADDR": ""}, func(c *serveConfig) {}},
+		{"PostgreSQL from the environment",
+			nil,
+			map[string]string{"THAUTH_DATABASE_URL": "postgres://u:p@db/thauth", "THAUTH_DB_MAX_CONNS": "7",
+				"THAUTH_DB_STATEMENT_TIMEOUT": "2s", "THAUTH_AUTO_MIGRATE": "true", "THAUTH_FRESHNESS_WAIT": "750ms"},
+			func(c *serveConfig) {
+				c.DatabaseURL, c.DBMaxConns, c.DBStatementTimeout, c.AutoMigrate = "postgres://u:p@db/thauth", 7, 2*time.Second, true
+				c.FreshnessWait = 750 * time.Millisecond
+			}},
+		{"PostgreSQL flags over environment",
+			[]string{"--database-url", "postgres://a@b/c", "--db-max-conns", "3", "--db-statement-timeout", "-1s", "--auto-migrate", "--freshness-wait", "0s"},
+			map[string]string{"THAUTH_DATABASE_URL": "postgres://u:p@db/thauth", "THAUTH_DB_MAX_CONNS": "7", "THAUTH_AUTO_MIGRATE": "false"},
+			func(c *serveConfig) {
+				c.DatabaseURL, c.DBMaxConns, c.DBStatementTimeout, c.AutoMigrate = "postgres://a@b/c", 3, -time.Second, true
+				c.FreshnessWait = 0
+			}},
+		{"--auto-migrate=false over the environment",
+			[]string{"--auto-migrate=false"}, map[string]string{"THAUTH_AUTO_MIGRATE": "1"}, func(c *serveConfig) {}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -653,6 +727,24 @@ func TestServeConfigReportsEveryProblem(t *testing.T) {
 		t.Errorf("stderr (-want +got):\n%s", d)
 	}
 
+	// PostgreSQL settings; the URL (with its password) is never echoed.
+	vars = map[string]string{"THAUTH_DB_MAX_CONNS": "many", "THAUTH_AUTO_MIGRATE": "perhaps"}
+	_, errOut, code = cli(t, vars, "serve", "--database-url", "postgres://u:hunter2secret@db/x", "--data-dir", "",
+		"--db-statement-timeout", "48h", "--freshness-wait", "2m")
+	wantLines = []string{
+		"thauth serve: invalid configuration:",
+		"  THAUTH_DB_MAX_CONNS: \"many\" is not a whole number",
+		"  THAUTH_AUTO_MIGRATE: \"perhaps\" is not a boolean (true or false)",
+		"  --db-statement-timeout: must be at most 24h, got 48h0m0s",
+		"  --freshness-wait: must be between 0s and 1m0s, got 2m0s",
+	}
+	if d := cmp.Diff(wantLines, strings.Split(strings.TrimSpace(errOut), "\n")); code != exitUsage || d != "" {
+		t.Errorf("exit %d, stderr (-want +got):\n%s", code, d)
+	}
+	if strings.Contains(errOut, "hunter2") {
+		t.Errorf("the database password was echoed: %s", errOut)
+	}
+
 	_, errOut, code = cli(t, nil, "serve", "--no-such-flag")
 	if code != exitUsage || !strings.Contains(errOut, "no-such-flag") {
 		t.Errorf("unknown flag: exit %d, %q", code, errOut)
@@ -661,6 +753,88 @@ func TestServeConfigReportsEveryProblem(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, `unexpected argument "extra"`) {
 		t.Errorf("positional argument: exit %d, %q", code, errOut)
 	}
+}
+
+// TestPostgresCommands: serve refuses a database whose schema is behind (and says what to
+// run), migrate and init work with --database-url and THAUTH_DATABASE_URL, --auto-migrate
+// migrates, and the URL's password never appears in any output or log.
+func TestPostgresCommands(t *testing.T) {
+	u, err := url.Parse(pgtest.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "e2e-s3cret-pw" // the test server trusts local connections: any password works
+	u.User = url.UserPassword(u.User.Username(), secret)
+	dbURL := u.String()
+	noSecret := func(what, text string) {
+		t.Helper()
+		if strings.Contains(text, secret) {
+			t.Errorf("%s shows the database password:\n%s", what, text)
+		}
+	}
+
+	// serve and init refuse an unmigrated database, saying what to run.
+	out, errOut, code := cli(t, nil, "serve", "--addr", "127.0.0.1:0", "--database-url", dbURL)
+	if code != exitError || !strings.Contains(errOut, "database schema is at version 0, this binary needs") ||
+		!strings.Contains(errOut, "thauth migrate --database-url") {
+		t.Errorf("serve on an unmigrated database: exit %d, stderr:\n%s", code, errOut)
+	}
+	noSecret("serve", out+errOut)
+	_, errOut, code = cli(t, map[string]string{"THAUTH_DATABASE_URL": dbURL}, "init", "--org", "Acme", "--project", "app")
+	if code != exitError || !strings.Contains(errOut, "thauth migrate --database-url") {
+		t.Errorf("init on an unmigrated database: exit %d, %q", code, errOut)
+	}
+	noSecret("init", errOut)
+
+	// migrate through the environment variable; again: up to date.
+	vars := map[string]string{"THAUTH_DATABASE_URL": dbURL}
+	out, errOut, code = cli(t, vars, "migrate")
+	if code != 0 || !strings.Contains(out, "migrated from 0") {
+		t.Fatalf("migrate: exit %d, %q %q", code, out, errOut)
+	}
+	out, _, code = cli(t, nil, "migrate", "--database-url", dbURL)
+	if code != 0 || !strings.Contains(out, "up to date") {
+		t.Errorf("second migrate: exit %d, %q", code, out)
+	}
+	noSecret("migrate", out)
+
+	srv := startServer(t, vars, "--addr", "127.0.0.1:0", "--log-level", "debug", "--sync-interval", "1h")
+	ids := initProject(t, "--database-url", dbURL)
+	// Polling is off (1h): the new project arrives through the change notification.
+	c := thauth.NewClient(srv.url, ids.DecisionsKey)
+	waitForProject(t, c, ids.ProjectID)
+	res, err := c.UpsertSubject(context.Background(), thauth.UpsertSubjectRequest{SubjectID: "user:a", SubjectType: "user"})
+	if err != nil || res.Revision == "" {
+		t.Fatalf("upsert: %+v, %v", res, err)
+	}
+	if _, err := c.Check(context.Background(), thauth.CheckRequest{Subject: "user:a", Feature: "f", Action: "a", AtLeastAsFresh: res.Revision}); err != nil {
+		t.Errorf("check with the upsert's token: %v", err)
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Errorf("serve exit %d", code)
+	}
+	noSecret("the server log", srv.logs.String())
+	if !strings.Contains(srv.logs.String(), "store=postgresql") {
+		t.Errorf("the log does not say which store is used:\n%s", srv.logs)
+	}
+
+	// --auto-migrate migrates a fresh database at start-up.
+	fresh := startServer(t, map[string]string{"THAUTH_DATABASE_URL": pgtest.New(t)}, "--addr", "127.0.0.1:0", "--auto-migrate")
+	if resp, err := http.Get(fresh.url + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("readyz of an auto-migrated node: %v %v", resp, err)
+	}
+
+	// A database that cannot be reached: a clear error, without the password.
+	_, errOut, code = cli(t, nil, "migrate", "--database-url", "postgres://thauth:"+secret+"@127.0.0.1:1/thauth?connect_timeout=2")
+	if code != exitError || !strings.Contains(errOut, "unavailable") {
+		t.Errorf("migrate on an unreachable database: exit %d, %q", code, errOut)
+	}
+	noSecret("migrate on an unreachable database", errOut)
+	_, errOut, code = cli(t, nil, "migrate", "--database-url", "postgres://thauth:"+secret+"@[bad")
+	if code != exitError || !strings.Contains(errOut, "invalid database URL") {
+		t.Errorf("migrate with a malformed URL: exit %d, %q", code, errOut)
+	}
+	noSecret("migrate with a malformed URL", errOut)
 }
 
 func TestHelp(t *testing.T) {

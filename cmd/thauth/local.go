@@ -6,24 +6,59 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/thauth/thauth"
+	"github.com/thauth/thauth/cmd/internal/serve"
 	"github.com/thauth/thauth/internal/manage"
 	"github.com/thauth/thauth/internal/sqlite"
 )
 
-// Commands that work on the data directory directly, without a server. SQLite lets them run
-// next to a server on the same directory: its follow loop picks their writes up.
+// Commands that work on the database directly, without a server: the SQLite database of a
+// data directory, or PostgreSQL with --database-url. Both let them run next to running
+// servers: their follow loops pick the writes up.
 
-const dataDirUsage = "`directory` of the SQLite database"
+const (
+	dataDirUsage     = "`directory` of the SQLite database"
+	databaseURLUsage = "PostgreSQL `URL` (postgres://user:password@host:port/db); when set, used instead of --data-dir"
+)
 
-func runInit(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet("init", "thauth init --org NAME --project NAME [--data-dir DIR] [--json]",
-		`Creates an organization, a project in it, and the project's first two API keys: an
-admin key (management API: apply, export, keys) and a decisions key (checks).
-It writes to the data directory directly, so it works whether or not a server is
-running on it; a running server picks the new project up within its sync interval.
-The keys are printed once and only their hashes are stored.`, e)
+// storeFlags registers --data-dir and --database-url (with their environment variables).
+func storeFlags(fs *flagSet) {
 	fs.String("data-dir", "./thauth-data", dataDirUsage)
 	fs.env("data-dir", "THAUTH_DATA_DIR")
+	fs.String("database-url", "", databaseURLUsage)
+	fs.env("database-url", "THAUTH_DATABASE_URL")
+}
+
+// openStore opens the store the flags of storeFlags name, without migrating. where names it
+// for messages (never the URL, which may hold a password).
+func openStore(ctx context.Context, fs *flagSet) (store thauth.Store, where string, err error) {
+	if u := fs.value("database-url"); u != "" {
+		cfg := serve.Defaults()
+		cfg.DatabaseURL = u
+		pg, err := serve.OpenPostgres(ctx, cfg, nil)
+		if err != nil {
+			return nil, "", err
+		}
+		return pg, "the PostgreSQL database", nil
+	}
+	dataDir := fs.value("data-dir")
+	st, err := sqlite.Open(ctx, dataDir, sqlite.Options{})
+	if err != nil {
+		return nil, "", fmt.Errorf("opening the database in %s: %w", dataDir, err)
+	}
+	return st, "the database in " + dataDir, nil
+}
+
+func runInit(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet("init", "thauth init --org NAME --project NAME [--data-dir DIR | --database-url URL] [--json]",
+		`Creates an organization, a project in it, and the project's first two API keys: an
+admin key (management API: apply, export, keys) and a decisions key (checks).
+It writes to the database directly (the SQLite database of the data directory, migrated
+if needed, or PostgreSQL with --database-url, whose schema must be up to date: see
+'thauth migrate'), so it works whether or not servers are running on it; they pick the
+new project up within their sync interval. The keys are printed once and only their
+hashes are stored.`, e)
+	storeFlags(fs)
 	org := fs.String("org", "", "organization `name` (required)")
 	project := fs.String("project", "", "project `name` (required)")
 	asJSON := fs.Bool("json", false, "print one JSON object {organization_id, project_id, admin_key, decisions_key}")
@@ -41,8 +76,7 @@ The keys are printed once and only their hashes are stored.`, e)
 		fmt.Fprintf(e.stderr, "thauth init: missing %s\nUsage: %s\n", strings.Join(missing, " and "), fs.usageLine)
 		return exitUsage
 	}
-	dataDir := fs.value("data-dir")
-	store, err := openMigrated(ctx, dataDir)
+	store, err := openReady(ctx, fs)
 	if err != nil {
 		return e.errorf("%v", err)
 	}
@@ -77,30 +111,31 @@ The keys are printed once and only their hashes are stored.`, e)
 }
 
 func runMigrate(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet("migrate", "thauth migrate [--data-dir DIR]",
+	fs := newFlagSet("migrate", "thauth migrate [--data-dir DIR | --database-url URL]",
 		`Applies the pending database migrations (forward only) and prints the schema version.
-'thauth serve' and 'thauth init' also migrate automatically.`, e)
-	fs.String("data-dir", "./thauth-data", dataDirUsage)
-	fs.env("data-dir", "THAUTH_DATA_DIR")
+With --database-url it migrates a PostgreSQL database, which 'thauth serve' never does
+implicitly (unless --auto-migrate); several nodes or migrate runs may start at once: they
+take turns. 'thauth serve' and 'thauth init' on SQLite migrate automatically.`, e)
+	storeFlags(fs)
 	if _, code, done := parse(fs, args, 0, 0); done {
 		return code
 	}
-	dataDir := fs.value("data-dir")
-	store, err := sqlite.Open(ctx, dataDir, sqlite.Options{})
+	store, where, err := openStore(ctx, fs)
 	if err != nil {
-		return e.errorf("opening the database in %s: %v", dataDir, err)
+		return e.errorf("%v", err)
 	}
 	defer store.Close()
+	redacted := func(err error) error { return redactURL(err, fs.value("database-url")) }
 	before, _, err := store.SchemaVersion(ctx)
 	if err != nil {
-		return e.errorf("reading the schema version: %v", err)
+		return e.errorf("reading the schema version of %s: %v", where, redacted(err))
 	}
 	if err := store.Migrate(ctx); err != nil {
-		return e.errorf("migrating: %v", err)
+		return e.errorf("migrating %s: %v", where, redacted(err))
 	}
 	after, latest, err := store.SchemaVersion(ctx)
 	if err != nil {
-		return e.errorf("reading the schema version: %v", err)
+		return e.errorf("reading the schema version of %s: %v", where, redacted(err))
 	}
 	if after == before {
 		fmt.Fprintf(e.stdout, "schema version %d (up to date; latest %d)\n", after, latest)
@@ -110,18 +145,35 @@ func runMigrate(ctx context.Context, e *env, args []string) int {
 	return exitOK
 }
 
-// openMigrated opens the store in dataDir and brings its schema up to date.
-func openMigrated(ctx context.Context, dataDir string) (*sqlite.Store, error) {
-	store, err := sqlite.Open(ctx, dataDir, sqlite.Options{})
+// openReady opens the store the flags name, ready for use: SQLite is migrated; PostgreSQL
+// must be up to date already (a *serve.SchemaBehindError tells what to run otherwise).
+func openReady(ctx context.Context, fs *flagSet) (thauth.Store, error) {
+	store, where, err := openStore(ctx, fs)
 	if err != nil {
-		return nil, fmt.Errorf("opening the database in %s: %w", dataDir, err)
+		return nil, err
 	}
-	if err := store.Migrate(ctx); err != nil {
+	u := fs.value("database-url")
+	if u == "" {
+		if err := store.Migrate(ctx); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("migrating %s: %w", where, err)
+		}
+		return store, nil
+	}
+	cur, latest, err := store.SchemaVersion(ctx)
+	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("migrating the database in %s: %w", dataDir, err)
+		return nil, fmt.Errorf("reading the schema version of %s: %w", where, redactURL(err, u))
+	}
+	if cur < latest {
+		store.Close()
+		return nil, &serve.SchemaBehindError{Current: cur, Latest: latest}
 	}
 	return store, nil
 }
+
+// redactURL is serve's redaction of a database URL and its password from err's text.
+func redactURL(err error, databaseURL string) error { return serve.Redact(err, databaseURL) }
 
 func writeJSON(e *env, v any) int {
 	enc := json.NewEncoder(e.stdout)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ type serveConfig struct {
 type serveSetting struct {
 	flag, env, usage string
 	field            string // the serve.Config field it sets, to attribute Validate's problems
+	boolean          bool   // a boolean flag (--name alone means true)
 	def              func(c *serveConfig) string
 	set              func(c *serveConfig, v string) string // "" when v is acceptable, else why not
 }
@@ -51,6 +53,36 @@ func serveSettings() []serveSetting {
 			usage: "`directory` of the SQLite database (created if missing)",
 			def:   func(c *serveConfig) string { return c.DataDir },
 			set:   func(c *serveConfig, v string) string { c.DataDir = v; return "" }},
+		{flag: "database-url", env: "THAUTH_DATABASE_URL", field: "DatabaseURL",
+			usage: "PostgreSQL `URL` (postgres://user:password@host:port/db?param=...); when set, replaces the\nSQLite database of --data-dir, and several nodes may share it. Never logged",
+			def:   func(c *serveConfig) string { return c.DatabaseURL },
+			set:   func(c *serveConfig, v string) string { c.DatabaseURL = v; return "" }},
+		{flag: "db-max-conns", env: "THAUTH_DB_MAX_CONNS", field: "DBMaxConns",
+			usage: "most PostgreSQL `connections` of this node (0: the URL's pool_max_conns, else 20)",
+			def:   func(c *serveConfig) string { return strconv.Itoa(int(c.DBMaxConns)) },
+			set: func(c *serveConfig, v string) string {
+				n, err := strconv.ParseInt(v, 10, 32)
+				if err != nil {
+					return fmt.Sprintf("%q is not a whole number", v)
+				}
+				c.DBMaxConns = int32(n)
+				return ""
+			}},
+		{flag: "db-statement-timeout", env: "THAUTH_DB_STATEMENT_TIMEOUT", field: "DBStatementTimeout",
+			usage: "PostgreSQL statement_timeout: `duration` after which a statement is cancelled and the\nrequest fails with 503 (0: the URL's statement_timeout, else 5s; negative: none)",
+			def:   func(c *serveConfig) string { return c.DBStatementTimeout.String() },
+			set:   duration(func(c *serveConfig) *time.Duration { return &c.DBStatementTimeout })},
+		{flag: "auto-migrate", env: "THAUTH_AUTO_MIGRATE", field: "AutoMigrate", boolean: true,
+			usage: "apply pending PostgreSQL migrations at start-up instead of refusing to start\n(SQLite is always migrated)",
+			def:   func(c *serveConfig) string { return strconv.FormatBool(c.AutoMigrate) },
+			set: func(c *serveConfig, v string) string {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Sprintf("%q is not a boolean (true or false)", v)
+				}
+				c.AutoMigrate = b
+				return ""
+			}},
 		{flag: "log-format", env: "THAUTH_LOG_FORMAT",
 			usage: "log `format`: text or json",
 			def:   func(c *serveConfig) string { return c.LogFormat },
@@ -75,6 +107,10 @@ func serveSettings() []serveSetting {
 			usage: "`interval` at which to pick up writes made by other processes",
 			def:   func(c *serveConfig) string { return c.SyncInterval.String() },
 			set:   duration(func(c *serveConfig) *time.Duration { return &c.SyncInterval })},
+		{flag: "freshness-wait", env: "THAUTH_FRESHNESS_WAIT", field: "FreshnessWait",
+			usage: "longest `duration` a check with at_least_as_fresh waits for this node to catch up\nbefore answering 503 (0: the default)",
+			def:   func(c *serveConfig) string { return c.FreshnessWait.String() },
+			set:   duration(func(c *serveConfig) *time.Duration { return &c.FreshnessWait })},
 		{flag: "shutdown-timeout", env: "THAUTH_SHUTDOWN_TIMEOUT", field: "ShutdownTimeout",
 			usage: "longest `duration` shutdown waits for in-flight requests",
 			def:   func(c *serveConfig) string { return c.ShutdownTimeout.String() },
@@ -132,7 +168,11 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	onListen, _ := ctx.Value(listenHookKey{}).(func(addr string))
-	log.Info("starting thauth", "version", version, "addr", cfg.Addr, "data_dir", cfg.DataDir)
+	if cfg.DatabaseURL != "" {
+		log.Info("starting thauth", "version", version, "addr", cfg.Addr, "store", "postgresql")
+	} else {
+		log.Info("starting thauth", "version", version, "addr", cfg.Addr, "store", "sqlite", "data_dir", cfg.DataDir)
+	}
 	if err := serve.Run(ctx, cfg.Config, log, onListen); err != nil {
 		log.Error("thauth serve failed", "err", err)
 		return exitError
@@ -146,14 +186,21 @@ func runServe(ctx context.Context, e *env, args []string) int {
 func parseServeConfig(e *env, args []string) (cfg serveConfig, code int, done bool) {
 	fs := newFlagSet("serve", "thauth serve [flags]",
 		`Runs the Thauth server: the decision API (/v1) and the management API (/api/v1) over
-HTTP, on an embedded SQLite database in the data directory (migrated at start-up).
+HTTP, on an embedded SQLite database in the data directory (migrated at start-up),
+or on PostgreSQL with --database-url, which several nodes may share. On PostgreSQL the
+schema is not changed implicitly: run 'thauth migrate --database-url ...' first (or
+pass --auto-migrate); serve refuses to start while the schema is behind.
 The server stops gracefully on SIGINT or SIGTERM: it stops accepting connections,
 finishes in-flight requests, saves API key last-use times and closes the database.
 TLS is not served yet: keep the default loopback address or put a TLS proxy in front.`, e)
 	settings := serveSettings()
 	def := defaultServeConfig()
 	for _, s := range settings {
-		fs.String(s.flag, s.def(&def), s.usage)
+		if s.boolean {
+			fs.Bool(s.flag, s.def(&def) == "true", s.usage)
+		} else {
+			fs.String(s.flag, s.def(&def), s.usage)
+		}
 		fs.env(s.flag, s.env)
 	}
 	if _, code, done := parse(fs, args, 0, 0); done {

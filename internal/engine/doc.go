@@ -33,6 +33,15 @@
 // written) and the caller's clock. It does not re-validate names or patterns; its matching
 // rules are total functions of their input and stay safe on malformed data.
 //
+// # Keeping current
+//
+// Sync catches one project up from the store's change log; SyncAll does it for every
+// project with one query when nothing moved. FollowWith runs SyncAll at an interval and
+// whenever its wake channel fires (PostgreSQL change notifications), and keeps answering
+// from the last snapshots while the store fails, reporting how stale they are (Staleness).
+// SnapshotAtLeast serves freshness tokens: it returns a snapshot at least as new as a given
+// revision, catching up or waiting until its caller's deadline, never an older one.
+//
 // # Performance
 //
 // A check costs two small map lookups (feature, action), one subject lookup and a scan of the

@@ -57,15 +57,31 @@ type Engine struct {
 
 	keys   sync.Map   // lookup id → *keyEntry, every project
 	takeMu sync.Mutex // serializes TakeKeyUsage
+
+	lastSync atomic.Int64 // e.now() in Unix nanoseconds when the last successful SyncAll began; 0: never
 }
 
 // project is the engine's state for one project.
 type project struct {
 	id   string
-	mu   sync.Mutex // serializes loading and syncing the project
+	lock chan struct{} // capacity 1, held while loading or syncing the project (see acquire)
 	snap atomic.Pointer[Snapshot]
 	keys atomic.Pointer[keySet]
 }
+
+// acquire takes the project's lock, or gives up when ctx ends first: a sync stuck on a
+// database that stopped answering must not hold up callers with a deadline (a check
+// waiting for a freshness token) beyond it.
+func (p *project) acquire(ctx context.Context) error {
+	select {
+	case p.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return thauth.Errorf(thauth.EUnavailable, "timed out waiting for another sync of the project")
+	}
+}
+
+func (p *project) release() { <-p.lock }
 
 // New returns an engine reading from l. It holds nothing until LoadAll, Sync or SyncAll.
 func New(l Loader, o Options) *Engine {
@@ -110,7 +126,11 @@ func (e *Engine) LoadAll(ctx context.Context) error {
 // SyncAll discovers projects created since the last call, loads them, and catches up every
 // project whose stored revision is ahead of its snapshot. It keeps going when one project
 // fails and returns the failures joined.
+//
+// It costs one store query (ProjectRevisions) when nothing changed. When it succeeds, every
+// write committed before it began is visible, and LastSynced reports that moment.
 func (e *Engine) SyncAll(ctx context.Context) error {
+	began := e.now()
 	projs, err := e.l.ProjectRevisions(ctx)
 	if err != nil {
 		return err
@@ -120,49 +140,19 @@ func (e *Engine) SyncAll(ctx context.Context) error {
 		if s := e.Snapshot(pr.ID); s != nil && s.revision >= pr.Revision {
 			continue
 		}
-		if _, err := e.sync(ctx, pr.ID, pr.Revision); err != nil {
+		if _, err := e.sync(ctx, pr.ID, pr.Revision, -1); err != nil {
 			errs = append(errs, err)
 		}
 		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
 			break
 		}
 	}
-	return errors.Join(errs...)
-}
-
-// Follow calls SyncAll every interval until ctx is done, logging failures, so that writes
-// made by other processes or nodes reach this engine. It returns when ctx is done.
-//
-// While the store keeps failing, the failure is logged once a minute, not at every tick, and
-// the recovery is logged once.
-func (e *Engine) Follow(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var failingSince, lastLog time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			err := e.SyncAll(ctx)
-			now := time.Now()
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil:
-				if failingSince.IsZero() {
-					failingSince = now
-				}
-				if now.Sub(lastLog) >= time.Minute {
-					e.log.Warn("engine: sync failed; decisions use the last loaded state", "err", err, "failing_since", failingSince)
-					lastLog = now
-				}
-			case !failingSince.IsZero():
-				e.log.Info("engine: sync recovered", "failed_for", now.Sub(failingSince).Round(time.Millisecond))
-				failingSince, lastLog = time.Time{}, time.Time{}
-			}
-		}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
+	e.markSynced(began)
+	return nil
 }
 
 // Sync brings one project up to date with the store, loading it if the engine does not know
@@ -172,27 +162,33 @@ func (e *Engine) Follow(ctx context.Context, interval time.Duration) {
 // serialized; calls for different projects run in parallel. ENotFound means the project does
 // not exist (its state, if any, is dropped).
 func (e *Engine) Sync(ctx context.Context, projectID string) (int64, error) {
-	return e.sync(ctx, projectID, -1)
+	return e.sync(ctx, projectID, -1, -1)
 }
 
 // sync catches the project up. known, when ≥ 0, is a revision the store was seen at before
-// the call: every change up to it is already committed.
-func (e *Engine) sync(ctx context.Context, projectID string, known int64) (int64, error) {
+// the call: every change up to it is already committed. want, when ≥ 0, makes sync return
+// without reading the store when the snapshot has reached it by the time the project's lock
+// is taken (callers queued behind another sync then share its work).
+func (e *Engine) sync(ctx context.Context, projectID string, known, want int64) (int64, error) {
 	p := e.projectFor(projectID)
-	p.mu.Lock()
+	if err := p.acquire(ctx); err != nil {
+		return e.revisionOf(p), err
+	}
 	for (*e.projects.Load())[projectID] != p {
 		// Dropped while we waited for the lock: start again with the current state, or what
 		// we load would be stored where no one looks.
-		p.mu.Unlock()
+		p.release()
 		p = e.projectFor(projectID)
-		p.mu.Lock()
+		if err := p.acquire(ctx); err != nil {
+			return e.revisionOf(p), err
+		}
 	}
-	defer p.mu.Unlock()
+	defer p.release()
 	cur := p.snap.Load()
 	if cur == nil {
 		return e.fullLoad(ctx, p)
 	}
-	if known >= 0 && known <= cur.revision {
+	if known >= 0 && known <= cur.revision || want >= 0 && want <= cur.revision {
 		return cur.revision, nil
 	}
 	changes, err := e.l.ChangesSince(ctx, projectID, cur.revision, e.maxCatchUp+1)
@@ -208,6 +204,14 @@ func (e *Engine) sync(ctx context.Context, projectID string, known int64) (int64
 	return e.apply(ctx, p, cur, changes, known)
 }
 
+// revisionOf returns the revision of p's snapshot, 0 when it has none.
+func (e *Engine) revisionOf(p *project) int64 {
+	if s := p.snap.Load(); s != nil {
+		return s.revision
+	}
+	return 0
+}
+
 // projectFor returns the state of a project, creating an empty one if needed.
 func (e *Engine) projectFor(id string) *project {
 	if p := (*e.projects.Load())[id]; p != nil {
@@ -219,7 +223,7 @@ func (e *Engine) projectFor(id string) *project {
 	if p := cur[id]; p != nil {
 		return p
 	}
-	p := &project{id: id}
+	p := &project{id: id, lock: make(chan struct{}, 1)}
 	next := maps.Clone(cur)
 	next[id] = p
 	e.projects.Store(&next)
@@ -227,7 +231,7 @@ func (e *Engine) projectFor(id string) *project {
 }
 
 // drop forgets a project that no longer exists: its snapshot and keys go, so nothing of it
-// can be used any more. Called with p.mu held.
+// can be used any more. Called with p's lock held.
 func (e *Engine) drop(p *project) {
 	e.dropKeys(p)
 	p.snap.Store(nil)
@@ -244,7 +248,7 @@ func (e *Engine) drop(p *project) {
 // fullLoad reads the whole project and replaces its state. The revision is read first: data
 // read afterwards is at least that new, and changes after it will be applied again by the
 // next sync (applying a change reloads current state, so repeating one is harmless).
-// Called with p.mu held.
+// Called with p's lock held.
 func (e *Engine) fullLoad(ctx context.Context, p *project) (int64, error) {
 	failed := func(err error) (int64, error) {
 		if s := p.snap.Load(); s != nil {
@@ -295,7 +299,7 @@ func (e *Engine) scanSubjects(ctx context.Context, projectID string) (subjectInd
 
 // apply applies pending changes to the snapshot cur. Every change is applied by reloading
 // the current state of what it names, so the order of changes and repeated changes do not
-// matter. Nothing is published unless every reload succeeds. Called with p.mu held.
+// matter. Nothing is published unless every reload succeeds. Called with p's lock held.
 func (e *Engine) apply(ctx context.Context, p *project, cur *Snapshot, changes []thauth.Change, known int64) (int64, error) {
 	rev := max(cur.revision, known)
 	var configChanged, allSubjects, projectChanged bool

@@ -145,7 +145,7 @@ func newKeyEntry(k thauth.APIKey, orgID string, old *keyEntry) *keyEntry {
 	return e
 }
 
-// setKeys makes the project's keys equal to all (a full load). Called with p.mu held.
+// setKeys makes the project's keys equal to all (a full load). Called with p's lock held.
 func (e *Engine) setKeys(p *project, orgID string, all []thauth.APIKey) {
 	var old keySet
 	if ks := p.keys.Load(); ks != nil {
@@ -160,7 +160,7 @@ func (e *Engine) setKeys(p *project, orgID string, all []thauth.APIKey) {
 }
 
 // updateKeys applies reloaded keys (nil value = deleted) to the project's keys. Called with
-// p.mu held.
+// p's lock held.
 func (e *Engine) updateKeys(p *project, orgID string, changed map[string]*thauth.APIKey) {
 	var old keySet
 	if ks := p.keys.Load(); ks != nil {

@@ -1,7 +1,9 @@
 package httpserver
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
@@ -192,6 +194,13 @@ func TestNotReady(t *testing.T) {
 	rec = e.do("GET", "/readyz", "", "", "")
 	b = wantError(t, rec, http.StatusServiceUnavailable, "engine loading")
 	if b.Checks["engine"] != "loading" || b.Checks["store"] != "ok" {
+		t.Errorf("checks = %v", b.Checks)
+	}
+	// Loading with the store unreachable too.
+	e.srv.ping = func(ctx context.Context) error { return errors.New("down") }
+	rec = e.do("GET", "/readyz", "", "", "")
+	b = wantError(t, rec, http.StatusServiceUnavailable, "engine loading, store unreachable")
+	if b.Checks["store"] != "unreachable" {
 		t.Errorf("checks = %v", b.Checks)
 	}
 	// Liveness is independent of readiness.

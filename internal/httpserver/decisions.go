@@ -67,12 +67,23 @@ func (s *server) check(w http.ResponseWriter, r *http.Request, p engine.Principa
 	}
 	req := s.getReq()
 	defer s.putReq(req)
-	if err := decodeCheck(string(body), req); err != nil {
+	var fresh string
+	if err := decodeCheck(string(body), req, &fresh); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	snap := s.snapshot(r, p)
-	if snap == nil {
+	var snap *engine.Snapshot
+	if fresh != "" {
+		rev, err := freshRevision(fresh, p)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if snap, err = s.freshSnapshot(r, p, rev); err != nil {
+			s.writeFreshError(w, r, err)
+			return
+		}
+	} else if snap = s.snapshot(r, p); snap == nil {
 		writeRaw(w, http.StatusInternalServerError, checkFailureBody)
 		return
 	}
@@ -128,8 +139,18 @@ func (s *server) checkBatch(w http.ResponseWriter, r *http.Request, p engine.Pri
 		s.writeError(w, r, err)
 		return
 	}
-	snap := s.snapshot(r, p)
-	if snap == nil {
+	var snap *engine.Snapshot
+	if breq.Fresh != "" {
+		rev, err := freshRevision(breq.Fresh, p)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if snap, err = s.freshSnapshot(r, p, rev); err != nil {
+			s.writeFreshError(w, r, err)
+			return
+		}
+	} else if snap = s.snapshot(r, p); snap == nil {
 		s.writeError(w, r, thauth.Internal(nil, "no snapshot"))
 		return
 	}
@@ -265,8 +286,9 @@ func etagMatches(header, etag string) bool {
 
 // upsertResponse is the body of POST /v1/subjects/upsert.
 type upsertResponse struct {
-	Created bool           `json:"created"`
-	Subject thauth.Subject `json:"subject"`
+	Created  bool           `json:"created"`
+	Subject  thauth.Subject `json:"subject"`
+	Revision string         `json:"revision"` // freshness token (extension)
 }
 
 // upsertSubject serves POST /v1/subjects/upsert: create or update a subject and replace its
@@ -293,5 +315,6 @@ func (s *server) upsertSubject(w http.ResponseWriter, r *http.Request, p engine.
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, upsertResponse{Created: res.Created, Subject: res.Subject})
+	tok := setRevision(w, p.ProjectID, res.Revision)
+	s.writeJSON(w, http.StatusOK, upsertResponse{Created: res.Created, Subject: res.Subject, Revision: tok})
 }

@@ -18,7 +18,9 @@ import (
 
 var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-func TestCheck(t *testing.T) {
+func TestCheck(t *testing.T) { testCheck(t, newEnv) }
+
+func testCheck(t *testing.T, newEnv func(testing.TB) *env) {
 	e := newEnv(t)
 	cases := []struct {
 		name, body string
@@ -277,7 +279,9 @@ type batchResult struct {
 
 func strp(s string) *string { return &s }
 
-func TestBatch(t *testing.T) {
+func TestBatch(t *testing.T) { testBatch(t, newEnv) }
+
+func testBatch(t *testing.T, newEnv func(testing.TB) *env) {
 	e := newEnv(t)
 	rec := e.post("/v1/check/batch", e.decisions, `{"subject":"user:alice","checks":[
 		{"feature":"billing","action":"read"},
@@ -399,7 +403,9 @@ func TestBatchItemFailure(t *testing.T) {
 	}
 }
 
-func TestGetConfig(t *testing.T) {
+func TestGetConfig(t *testing.T) { testGetConfig(t, newEnv) }
+
+func testGetConfig(t *testing.T, newEnv func(testing.TB) *env) {
 	e := newEnv(t)
 	rec := e.do("GET", "/v1/config", e.decisions, "", "")
 	if rec.Code != 200 {
@@ -488,7 +494,9 @@ type upsertAnswer struct {
 	Subject thauth.Subject `json:"subject"`
 }
 
-func TestUpsert(t *testing.T) {
+func TestUpsert(t *testing.T) { testUpsert(t, newEnv) }
+
+func testUpsert(t *testing.T, newEnv func(testing.TB) *env) {
 	e := newEnv(t)
 	analyst, admin := e.roleID("analyst"), e.roleID("billing-admin")
 	billing := e.featureID("billing")
@@ -502,8 +510,11 @@ func TestUpsert(t *testing.T) {
 		mustJSON(t, rec.Body.Bytes(), &raw)
 		var subj map[string]any
 		mustJSON(t, raw["subject"], &subj)
-		if len(raw) != 2 || len(subj) != 6 {
+		if len(raw) != 3 || len(subj) != 6 {
 			t.Errorf("answer shape %s", rec.Body)
+		}
+		if hdr := rec.Header().Get("Thauth-Revision"); hdr == "" || string(raw["revision"]) != `"`+hdr+`"` {
+			t.Errorf("revision header %q, body %s", hdr, rec.Body)
 		}
 		var a upsertAnswer
 		mustJSON(t, rec.Body.Bytes(), &a)
@@ -574,7 +585,9 @@ func TestUpsert(t *testing.T) {
 
 // TestUpsertRejected: bad bodies are 400s naming the field, and unknown ids are 400s naming
 // them with nothing written (a follow-up check is unchanged).
-func TestUpsertRejected(t *testing.T) {
+func TestUpsertRejected(t *testing.T) { testUpsertRejected(t, newEnv) }
+
+func testUpsertRejected(t *testing.T, newEnv func(testing.TB) *env) {
 	e := newEnv(t)
 	analyst := e.roleID("analyst")
 	billing := e.featureID("billing")

@@ -17,7 +17,7 @@ import (
 
 func TestDecodeCheck(t *testing.T) {
 	var req thauth.CheckRequest
-	err := decodeCheck(`{"subject":"user:\u00e9\ud83d\ude00 \"q\" \\ \/","feature":"f","action":"a","tenant":"t","resource":"dev/*","explain":true}`, &req)
+	err := decodeCheck(`{"subject":"user:\u00e9\ud83d\ude00 \"q\" \\ \/","feature":"f","action":"a","tenant":"t","resource":"dev/*","explain":true}`, &req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestDecodeCheck(t *testing.T) {
 	}
 	// Lone surrogates become U+FFFD, as with encoding/json.
 	req = thauth.CheckRequest{}
-	if err := decodeCheck(`{"subject":"a\ud800b\udc00\ud800\u0041","feature":"f","action":"a"}`, &req); err != nil {
+	if err := decodeCheck(`{"subject":"a\ud800b\udc00\ud800\u0041","feature":"f","action":"a"}`, &req, nil); err != nil {
 		t.Fatal(err)
 	}
 	var std struct{ Subject string }
@@ -61,7 +61,7 @@ func FuzzCheckDecoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		checkThroughHandler(t, e, body)
 		var req thauth.CheckRequest
-		err := decodeCheck(body, &req)
+		err := decodeCheck(body, &req, nil)
 		if err != nil {
 			var te *thauth.Error
 			if !errors.As(err, &te) || te.Code != thauth.EInvalid || te.Message == "" {
@@ -187,7 +187,7 @@ func BenchmarkDecodeCheck(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var req thauth.CheckRequest
-		if err := decodeCheck(string(body), &req); err != nil {
+		if err := decodeCheck(string(body), &req, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

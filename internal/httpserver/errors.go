@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -68,6 +69,12 @@ func writeUnauthorized(w http.ResponseWriter) {
 // cause never reaches the client.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := thauth.ErrorCodeOf(err)
+	if code == thauth.EInternal && errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil {
+		// The request's deadline (see withTimeout) ran out while the store worked: the
+		// database is too slow or unreachable, whatever error the driver made of it.
+		err = &thauth.Error{Code: thauth.EUnavailable, Message: "database unavailable: the request timed out", Err: err}
+		code = thauth.EUnavailable
+	}
 	if code == thauth.EUnauthenticated {
 		writeUnauthorized(w)
 		return

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thauth/thauth"
 	"github.com/thauth/thauth/internal/engine"
 	"github.com/thauth/thauth/internal/manage"
+	"github.com/thauth/thauth/internal/postgres"
+	"github.com/thauth/thauth/internal/postgres/pgtest"
 	"github.com/thauth/thauth/internal/sqlite"
 )
 
@@ -58,7 +61,7 @@ type env struct {
 	t         testing.TB
 	h         http.Handler
 	srv       *server
-	store     *sqlite.Store
+	store     thauth.Store
 	eng       *engine.Engine
 	mg        *manage.Service
 	clock     *testClock
@@ -100,9 +103,40 @@ subjects:
       - {role: analyst, tenant: tenant_acme}
 `
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvOn(t, openSQLite) }
+
+// newPostgresEnv is newEnv on a fresh PostgreSQL database (skipped without PostgreSQL, see
+// pgtest).
+func newPostgresEnv(t testing.TB) *env { return newEnvOn(t, openPostgres) }
+
+// openStore opens a fresh, migrated store for a test.
+type openStore func(t testing.TB, log *slog.Logger) thauth.Store
+
+func openSQLite(t testing.TB, log *slog.Logger) thauth.Store {
 	t.Helper()
-	e := newBareEnv(t, true)
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func openPostgres(t testing.TB, log *slog.Logger) thauth.Store {
+	t.Helper()
+	st := pgtest.Open(t, pgtest.New(t), postgres.Options{Logger: log})
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func newEnvOn(t testing.TB, open openStore) *env {
+	t.Helper()
+	e := newBareEnvOn(t, true, open)
 	rec := e.do("PUT", "/api/v1/projects/"+e.projectID+"/config", e.admin, "application/yaml", baseConfig)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("apply base config: %d %s", rec.Code, rec.Body)
@@ -114,20 +148,15 @@ func newEnv(t testing.TB) *env {
 
 // newBareEnv builds the components and an initialized project; load says whether the
 // engine runs LoadAll (it is not ready otherwise).
-func newBareEnv(t testing.TB, load bool) *env {
+func newBareEnv(t testing.TB, load bool) *env { return newBareEnvOn(t, load, openSQLite) }
+
+func newBareEnvOn(t testing.TB, load bool, open openStore) *env {
 	t.Helper()
 	ctx := t.Context()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clk := &testClock{t: time.Now().UTC().Truncate(time.Microsecond)}
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := open(t, log)
 	eng := engine.New(st, engine.Options{Now: clk.Now, Logger: log})
 	mg := manage.New(st, eng, manage.Options{Now: clk.Now, Logger: log})
 	res, err := mg.Init(ctx, "Acme", "shop")

@@ -37,7 +37,25 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock used for decisions and ids; nil means time.Now.
 	Now func() time.Time
+	// FreshnessWait bounds how long a check with "at_least_as_fresh" waits for this node to
+	// reach the requested revision before answering 503; 0 means DefaultFreshnessWait.
+	FreshnessWait time.Duration
+	// WriteTimeout bounds each write request's work (subject upsert, key create and
+	// revoke), so that a database that stopped answering fails the request with 503 rather
+	// than holding it; 0 means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// DocumentTimeout is WriteTimeout for the configuration document routes (GET and PUT
+	// .../config), which may carry up to 32 MiB; 0 means DefaultDocumentTimeout. Keep it
+	// below the http.Server's WriteTimeout, or the client loses the answer.
+	DocumentTimeout time.Duration
 }
+
+// Defaults of Deps.
+const (
+	DefaultFreshnessWait   = 2 * time.Second
+	DefaultWriteTimeout    = 8 * time.Second
+	DefaultDocumentTimeout = 25 * time.Second
+)
 
 // server holds the dependencies and the routing table. It is safe for concurrent use.
 type server struct {
@@ -48,8 +66,12 @@ type server struct {
 	now  func() time.Time
 	rand func() uint64
 	mux  *http.ServeMux
-	bufs sync.Pool // *[]byte, for request and response bodies
-	reqs sync.Pool // *thauth.CheckRequest: passed by pointer, it would escape per request
+
+	freshWait time.Duration // see Deps.FreshnessWait
+	writeWait time.Duration // see Deps.WriteTimeout
+	docWait   time.Duration // see Deps.DocumentTimeout
+	bufs      sync.Pool     // *[]byte, for request and response bodies
+	reqs      sync.Pool     // *thauth.CheckRequest: passed by pointer, it would escape per request
 
 	// The two engine calls of the decision path, as fields so that tests can make them
 	// fail (the real engine cannot be made to): the fail-closed paths must be tested too.
@@ -71,6 +93,10 @@ func New(d Deps) http.Handler {
 		now:  d.Now,
 		rand: rand.Uint64,
 		mux:  http.NewServeMux(),
+
+		freshWait: cmpOr(d.FreshnessWait, DefaultFreshnessWait),
+		writeWait: cmpOr(d.WriteTimeout, DefaultWriteTimeout),
+		docWait:   cmpOr(d.DocumentTimeout, DefaultDocumentTimeout),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -86,6 +112,14 @@ func New(d Deps) http.Handler {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)
 	}
 	return s
+}
+
+// cmpOr returns d when it is positive, else def.
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // maxPooledBuf is the largest buffer kept for reuse; bigger ones (large documents) are left

@@ -131,7 +131,18 @@ func (s *server) applyConfig(w http.ResponseWriter, r *http.Request, p engine.Pr
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, res)
+	out := applyResponse{ApplyResult: res}
+	if !dryRun {
+		out.Revision = setRevision(w, p.ProjectID, res.Revision)
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// applyResponse is the body of PUT .../config: the result, plus the freshness token of the
+// revision the project is at after the apply (not for a dry run).
+type applyResponse struct {
+	*manage.ApplyResult
+	Revision string `json:"revision,omitempty"`
 }
 
 // keyJSON is an API key on the wire: metadata, never the hash. Key (the token) is only in
@@ -146,6 +157,7 @@ type keyJSON struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	Key        string     `json:"key,omitempty"`
+	Revision   string     `json:"revision,omitempty"` // freshness token, in the answer to a create
 }
 
 func toKeyJSON(k *thauth.APIKey) keyJSON {
@@ -178,13 +190,14 @@ func (s *server) createKey(w http.ResponseWriter, r *http.Request, p engine.Prin
 		s.writeError(w, r, err)
 		return
 	}
-	k, token, err := s.mg.CreateKey(r.Context(), p.ProjectID, req)
+	k, token, rev, err := s.mg.CreateKeyRevision(r.Context(), p.ProjectID, req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	kj := toKeyJSON(k)
 	kj.Key = token
+	kj.Revision = setRevision(w, p.ProjectID, rev)
 	s.writeJSON(w, http.StatusCreated, kj)
 }
 
@@ -215,9 +228,11 @@ func (s *server) listKeys(w http.ResponseWriter, r *http.Request, p engine.Princ
 // revokeKey serves DELETE /api/v1/projects/{project}/keys/{id}: the key stops working on
 // the next request. Unknown ids (and other projects' keys) are 404.
 func (s *server) revokeKey(w http.ResponseWriter, r *http.Request, p engine.Principal) {
-	if err := s.mg.RevokeKey(r.Context(), p.ProjectID, r.PathValue("id")); err != nil {
+	rev, err := s.mg.RevokeKeyRevision(r.Context(), p.ProjectID, r.PathValue("id"))
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	setRevision(w, p.ProjectID, rev)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -23,7 +23,9 @@ func (a applyAnswer) none() bool {
 	return len(a.Changes.Created)+len(a.Changes.Updated)+len(a.Changes.Deleted) == 0
 }
 
-func TestManageConfig(t *testing.T) {
+func TestManageConfig(t *testing.T) { testManageConfig(t, newEnv) }
+
+func testManageConfig(t *testing.T, newEnv func(testing.TB) *env) {
 	e := newEnv(t)
 	path := "/api/v1/projects/" + e.projectID + "/config"
 	version := e.config().Version
@@ -36,8 +38,18 @@ func TestManageConfig(t *testing.T) {
 		}
 		var raw map[string]json.RawMessage
 		mustJSON(t, rec.Body.Bytes(), &raw)
-		if len(raw) != 2 {
+		// A real apply carries the freshness token in the body and the header; a dry run
+		// writes nothing and carries none.
+		dry := strings.Contains(query, "dry_run") && !strings.Contains(query, "dry_run=false") && !strings.Contains(query, "dry_run=0")
+		want := 3
+		if dry {
+			want = 2
+		}
+		if len(raw) != want {
 			t.Errorf("answer fields: %s", rec.Body)
+		}
+		if hdr := rec.Header().Get("Thauth-Revision"); dry != (hdr == "") || !dry && string(raw["revision"]) != `"`+hdr+`"` {
+			t.Errorf("revision header %q, body %s", hdr, rec.Body)
 		}
 		var a applyAnswer
 		mustJSON(t, rec.Body.Bytes(), &a)
@@ -164,7 +176,9 @@ type keyAnswer struct {
 	Key        string     `json:"key"`
 }
 
-func TestKeys(t *testing.T) {
+func TestKeys(t *testing.T) { testKeys(t, newEnv) }
+
+func testKeys(t *testing.T, newEnv func(testing.TB) *env) {
 	e := newEnv(t)
 	keys := "/api/v1/projects/" + e.projectID + "/keys"
 
@@ -286,7 +300,9 @@ func TestKeys(t *testing.T) {
 
 // TestCrossProject: a key reaches only its own project; other projects look exactly like
 // projects that do not exist.
-func TestCrossProject(t *testing.T) {
+func TestCrossProject(t *testing.T) { testCrossProject(t, newEnv) }
+
+func testCrossProject(t *testing.T, newEnv func(testing.TB) *env) {
 	e := newEnv(t)
 	other, err := e.mg.Init(t.Context(), "Globex", "other")
 	if err != nil {

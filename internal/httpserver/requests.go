@@ -25,9 +25,10 @@ func fieldErr(field, msg string) error {
 	return invalid("field %q: %s", field, msg)
 }
 
-// decodeCheck decodes a POST /v1/check body into req:
-// {"subject", "feature", "action", "tenant"?, "resource"?, "explain"?}.
-func decodeCheck(body string, req *thauth.CheckRequest) error {
+// decodeCheck decodes a POST /v1/check body into req and fresh:
+// {"subject", "feature", "action", "tenant"?, "resource"?, "explain"?, "at_least_as_fresh"?}.
+// fresh receives the freshness token (unchecked); it may be nil to drop it.
+func decodeCheck(body string, req *thauth.CheckRequest, fresh *string) error {
 	d := jsonDecoder{s: body}
 	if err := d.begin(); err != nil {
 		return err
@@ -66,6 +67,14 @@ func decodeCheck(body string, req *thauth.CheckRequest) error {
 			if err = seen.mark(5, "", key); err == nil {
 				req.Explain, err = d.boolean(key)
 			}
+		case fieldFresh:
+			if err = seen.mark(6, "", key); err == nil {
+				var tok string
+				tok, _, err = d.optionalStr(key)
+				if fresh != nil {
+					*fresh = tok
+				}
+			}
 		default:
 			return unknownField("", key)
 		}
@@ -101,6 +110,7 @@ func decodeCheck(body string, req *thauth.CheckRequest) error {
 type batchRequest struct {
 	Subject string
 	Tenant  string
+	Fresh   string // at_least_as_fresh, unchecked
 	Checks  []batchItem
 }
 
@@ -110,7 +120,8 @@ type batchItem struct {
 	Resource string
 }
 
-// decodeBatch decodes {"subject", "tenant"?, "checks": [{"feature", "action", "resource"?}]}
+// decodeBatch decodes {"subject", "tenant"?, "at_least_as_fresh"?,
+// "checks": [{"feature", "action", "resource"?}]}
 // with 1 to maxBatchItems checks.
 func decodeBatch(body string, req *batchRequest) error {
 	d := jsonDecoder{s: body}
@@ -139,6 +150,10 @@ func decodeBatch(body string, req *batchRequest) error {
 		case "checks":
 			if err = seen.mark(2, "", key); err == nil {
 				checksGiven, err = d.batchItems(req)
+			}
+		case fieldFresh:
+			if err = seen.mark(3, "", key); err == nil {
+				req.Fresh, _, err = d.optionalStr(key)
 			}
 		default:
 			return unknownField("", key)

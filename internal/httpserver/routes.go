@@ -29,6 +29,10 @@ func (s *server) routes() []route {
 	manage := func(h keyHandler) http.Handler {
 		return apiHeaders(s.requireKey(thauth.ScopeAdmin, s.ownProject(h)))
 	}
+	// Routes that wait for the store get a deadline, so that a database that stopped
+	// answering fails them with 503 instead of holding them (decisions never wait for it).
+	write := func(h http.Handler) http.Handler { return withTimeout(s.writeWait, h) }
+	document := func(h http.Handler) http.Handler { return withTimeout(s.docWait, h) }
 	probe := func(h http.HandlerFunc) http.Handler { return apiHeaders(h) }
 
 	return []route{
@@ -40,14 +44,14 @@ func (s *server) routes() []route {
 		{"GET", "/v1/config", api(thauth.ScopeDecisionsRead, s.getConfig)},
 		{"POST", "/v1/check", api(thauth.ScopeDecisionsRead, s.check)},
 		{"POST", "/v1/check/batch", api(thauth.ScopeDecisionsRead, s.checkBatch)},
-		{"POST", "/v1/subjects/upsert", api(thauth.ScopeSubjectsWrite, s.upsertSubject)},
+		{"POST", "/v1/subjects/upsert", write(api(thauth.ScopeSubjectsWrite, s.upsertSubject))},
 
 		// Management API (config-document.md, API keys).
 		{"GET", "/api/v1/projects", api(thauth.ScopeAdmin, s.listProjects)},
-		{"GET", "/api/v1/projects/{project}/config", manage(s.exportConfig)},
-		{"PUT", "/api/v1/projects/{project}/config", manage(s.applyConfig)},
-		{"POST", "/api/v1/projects/{project}/keys", manage(s.createKey)},
-		{"GET", "/api/v1/projects/{project}/keys", manage(s.listKeys)},
-		{"DELETE", "/api/v1/projects/{project}/keys/{id}", manage(s.revokeKey)},
+		{"GET", "/api/v1/projects/{project}/config", document(manage(s.exportConfig))},
+		{"PUT", "/api/v1/projects/{project}/config", document(manage(s.applyConfig))},
+		{"POST", "/api/v1/projects/{project}/keys", write(manage(s.createKey))},
+		{"GET", "/api/v1/projects/{project}/keys", write(manage(s.listKeys))},
+		{"DELETE", "/api/v1/projects/{project}/keys/{id}", write(manage(s.revokeKey))},
 	}
 }

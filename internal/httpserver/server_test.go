@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -140,12 +141,21 @@ func TestInternalErrorsAreNotShown(t *testing.T) {
 	if a := e.check(`{"subject":"user:alice","feature":"billing","action":"read"}`); !a.Allowed {
 		t.Errorf("check with the store down: %+v", a)
 	}
-	// And readiness reports the store.
+	// And readiness reports the store, but keeps the node in service: it still decides.
 	rec = e.do("GET", "/readyz", "", "", "")
-	b := wantError(t, rec, http.StatusServiceUnavailable, "store unreachable")
-	if b.Checks["store"] != "unreachable" || b.Checks["engine"] != "ok" {
-		t.Errorf("checks %v", b.Checks)
+	var ready readyAnswer
+	mustJSON(t, rec.Body.Bytes(), &ready)
+	if rec.Code != http.StatusOK || ready.Status != "degraded" || ready.Store != "unreachable" ||
+		ready.Checks["store"] != "unreachable" || ready.Checks["engine"] != "ok" {
+		t.Errorf("readyz with the store down: %d %s", rec.Code, rec.Body)
 	}
+}
+
+type readyAnswer struct {
+	Status    string            `json:"status"`
+	Store     string            `json:"store"`
+	Staleness *float64          `json:"snapshot_staleness_seconds"`
+	Checks    map[string]string `json:"checks"`
 }
 
 func TestProbes(t *testing.T) {
@@ -155,14 +165,28 @@ func TestProbes(t *testing.T) {
 		t.Errorf("healthz %d %q", rec.Code, rec.Body)
 	}
 	rec = e.do("GET", "/readyz", "", "", "")
-	if rec.Code != 200 || rec.Body.String() != `{"status":"ready","checks":{"engine":"ok","store":"ok"}}` {
+	const want = `{"status":"ready","store":"ok","snapshot_staleness_seconds":0,"checks":{"engine":"ok","store":"ok"}}`
+	if rec.Code != 200 || rec.Body.String() != want {
 		t.Errorf("readyz %d %s", rec.Code, rec.Body)
 	}
-	// A failing store: 503, and the cause stays in the log.
+	// Staleness is the time since the engine last caught up with the store.
+	e.clock.Advance(1500 * time.Millisecond)
+	rec = e.do("GET", "/readyz", "", "", "")
+	var ready readyAnswer
+	mustJSON(t, rec.Body.Bytes(), &ready)
+	if ready.Staleness == nil || *ready.Staleness != 1.5 {
+		t.Errorf("readyz after 1.5s without sync: %s", rec.Body)
+	}
+	// A failing store: degraded but 200 (decisions are served from memory), and the cause
+	// stays in the log.
 	e.srv.ping = func(ctx context.Context) error { return errors.New("connection refused to 10.0.0.9") }
 	rec = e.do("GET", "/readyz", "", "", "")
-	if rec.Code != 503 || strings.Contains(rec.Body.String(), "10.0.0.9") {
+	if rec.Code != 200 || strings.Contains(rec.Body.String(), "10.0.0.9") ||
+		!strings.Contains(rec.Body.String(), `"status":"degraded","store":"unreachable"`) {
 		t.Errorf("readyz with failing ping: %d %s", rec.Code, rec.Body)
+	}
+	if !strings.Contains(e.logs.String(), "10.0.0.9") {
+		t.Error("the ping failure is not logged")
 	}
 }
 

@@ -28,30 +28,38 @@ const maxKeyNameChars = 100
 // is synced). Errors: EInvalid for a bad request (the message names the field), ENotFound
 // for an unknown project.
 func (s *Service) CreateKey(ctx context.Context, projectID string, req KeyRequest) (*thauth.APIKey, string, error) {
+	k, token, _, err := s.CreateKeyRevision(ctx, projectID, req)
+	return k, token, err
+}
+
+// CreateKeyRevision is CreateKey that also returns the project revision the write produced
+// (for freshness tokens).
+func (s *Service) CreateKeyRevision(ctx context.Context, projectID string, req KeyRequest) (*thauth.APIKey, string, int64, error) {
 	now := s.clock()
 	if msg := validateLabel(req.Name, maxKeyNameChars); msg != "" {
-		return nil, "", thauth.Errorf(thauth.EInvalid, "name %s", msg)
+		return nil, "", 0, thauth.Errorf(thauth.EInvalid, "name %s", msg)
 	}
 	if msg := thauth.ValidateScopes(req.Scopes); msg != "" {
-		return nil, "", thauth.Errorf(thauth.EInvalid, "scopes: %s", msg)
+		return nil, "", 0, thauth.Errorf(thauth.EInvalid, "scopes: %s", msg)
 	}
 	var expires *time.Time
 	if req.ExpiresAt != nil {
 		t := storedTime(*req.ExpiresAt)
 		if !t.After(now) {
-			return nil, "", thauth.Errorf(thauth.EInvalid, "expires_at must be in the future")
+			return nil, "", 0, thauth.Errorf(thauth.EInvalid, "expires_at must be in the future")
 		}
 		expires = &t
 	}
 	id, err := newID()
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	token, lookupID, hash := thauth.NewToken()
 	key := &thauth.APIKey{
 		ID: id, ProjectID: projectID, Name: req.Name, LookupID: lookupID, Hash: hash,
 		Scopes: canonicalScopes(req.Scopes), ExpiresAt: expires, CreatedAt: now,
 	}
+	var rev int64
 	err = s.store.Tx(ctx, func(ctx context.Context, tx thauth.Data) error {
 		if _, err := tx.GetProject(ctx, projectID); err != nil {
 			return err
@@ -59,16 +67,17 @@ func (s *Service) CreateKey(ctx context.Context, projectID string, req KeyReques
 		if err := tx.CreateAPIKey(ctx, projectID, key); err != nil {
 			return err
 		}
-		_, err := tx.AppendChanges(ctx, projectID, []thauth.Change{{Kind: thauth.ChangeKey, Ref: key.ID}}, now)
+		var err error
+		rev, err = tx.AppendChanges(ctx, projectID, []thauth.Change{{Kind: thauth.ChangeKey, Ref: key.ID}}, now)
 		return err
 	})
 	if err != nil {
-		return nil, "", storeError(err, "could not create the API key")
+		return nil, "", 0, storeError(err, "could not create the API key")
 	}
 	s.log.InfoContext(ctx, "API key created", "project_id", projectID, "key_id", key.ID, "scopes", strings.Join(key.Scopes, " "))
 	s.sync(ctx, projectID)
 	key.Hash = nil
-	return key, token, nil
+	return key, token, rev, nil
 }
 
 // ListKeys returns the metadata of every key of the project, revoked ones included, newest
@@ -96,8 +105,17 @@ func (s *Service) ListKeys(ctx context.Context, projectID string) ([]thauth.APIK
 // no-op that keeps the first revocation time. ENotFound when the project has no such key
 // (including a key of another project).
 func (s *Service) RevokeKey(ctx context.Context, projectID, keyID string) error {
+	_, err := s.RevokeKeyRevision(ctx, projectID, keyID)
+	return err
+}
+
+// RevokeKeyRevision is RevokeKey that also returns the project revision from which on the
+// key is revoked (for freshness tokens): the revision the write produced, or, when the key
+// was revoked already, the project's current revision.
+func (s *Service) RevokeKeyRevision(ctx context.Context, projectID, keyID string) (int64, error) {
 	now := s.clock()
 	wrote := false
+	var rev int64
 	err := s.store.Tx(ctx, func(ctx context.Context, tx thauth.Data) error {
 		wrote = false
 		k, err := tx.GetAPIKey(ctx, projectID, keyID)
@@ -105,25 +123,30 @@ func (s *Service) RevokeKey(ctx context.Context, projectID, keyID string) error 
 			return err
 		}
 		if k.RevokedAt != nil {
+			p, err := tx.GetProject(ctx, projectID)
+			if err != nil {
+				return err
+			}
+			rev = p.Revision
 			return nil
 		}
 		if err := tx.RevokeAPIKey(ctx, projectID, keyID, now); err != nil {
 			return err
 		}
-		if _, err := tx.AppendChanges(ctx, projectID, []thauth.Change{{Kind: thauth.ChangeKey, Ref: keyID}}, now); err != nil {
+		if rev, err = tx.AppendChanges(ctx, projectID, []thauth.Change{{Kind: thauth.ChangeKey, Ref: keyID}}, now); err != nil {
 			return err
 		}
 		wrote = true
 		return nil
 	})
 	if err != nil {
-		return storeError(err, "could not revoke the API key")
+		return 0, storeError(err, "could not revoke the API key")
 	}
 	if wrote {
 		s.log.InfoContext(ctx, "API key revoked", "project_id", projectID, "key_id", keyID)
 		s.sync(ctx, projectID)
 	}
-	return nil
+	return rev, nil
 }
 
 // canonicalScopes returns scopes (already validated) in the order of thauth.ValidScopes.

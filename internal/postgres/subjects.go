@@ -134,7 +134,6 @@ func (d *data) LoadSubjectGrants(ctx context.Context, projectID, subjectID strin
 	return g, nil
 }
 
-
 // effectOf returns the effect, sharing the constants' strings.
 func effectOf(s string) thauth.Effect {
 	switch s {

@@ -148,7 +148,6 @@ func (d *data) LoadSubjectGrants(ctx context.Context, projectID, subjectID strin
 	return g, nil
 }
 
-
 // ScanSubjectGrants calls fn for every subject of the project in subject id order (byte
 // order), with its grants sorted as by LoadSubjectGrants. It runs three ordered queries —
 // subjects, assignments, overrides — inside one read transaction (one consistent state) and

@@ -18,6 +18,11 @@ type CheckRequest struct {
 	Resource *string
 	// Explain asks the server to list every grant it considered (Decision.Explain).
 	Explain bool
+	// AtLeastAsFresh, when set, is a revision token of an earlier write (the Revision of
+	// its result): the server then answers from a state that includes that write, or, when
+	// it cannot catch up in time, fails with an *Error matching ErrUnavailable (retry
+	// after RetryAfter) rather than answer from older state.
+	AtLeastAsFresh string
 }
 
 // MarshalJSON encodes the request in the wire form of POST /v1/check.
@@ -29,6 +34,7 @@ func (r CheckRequest) MarshalJSON() ([]byte, error) {
 		Tenant:   r.TenantID,
 		Resource: r.Resource,
 		Explain:  r.Explain,
+		Fresh:    r.AtLeastAsFresh,
 	})
 }
 
@@ -39,6 +45,7 @@ type checkWire struct {
 	Tenant   *string `json:"tenant,omitempty"`
 	Resource *string `json:"resource,omitempty"`
 	Explain  bool    `json:"explain,omitempty"`
+	Fresh    string  `json:"at_least_as_fresh,omitempty"`
 }
 
 // Decision is the answer to a check. A deny is an answer: Allowed false with the reason
@@ -68,6 +75,8 @@ type BatchRequest struct {
 	Subject  string      `json:"subject"`
 	TenantID *string     `json:"tenant,omitempty"`
 	Checks   []BatchItem `json:"checks"`
+	// AtLeastAsFresh works as in CheckRequest, for every check of the batch.
+	AtLeastAsFresh string `json:"at_least_as_fresh,omitempty"`
 }
 
 // BatchItem is one question of a BatchRequest.
@@ -268,6 +277,9 @@ type Subject struct {
 type UpsertSubjectResponse struct {
 	Created bool    `json:"created"` // whether the subject is new
 	Subject Subject `json:"subject"`
+	// Revision is the revision token of the write: pass it as AtLeastAsFresh to have a
+	// check answered from a state that includes it, on any node.
+	Revision string `json:"revision,omitempty"`
 }
 
 // UpsertSubject creates or updates a subject and its grants in one scope

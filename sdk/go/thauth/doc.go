@@ -23,6 +23,21 @@
 // document and API keys are managed with ApplyConfig, ExportConfig, CreateKey, ListKeys and
 // RevokeKey (admin).
 //
+// # Freshness across nodes
+//
+// Several Thauth nodes may serve one project; each answers checks from its own in-memory
+// copy, which follows writes within a fraction of a second. When a check must see a write
+// that just returned — possibly on another node — pass the write's revision token:
+//
+//	res, err := c.UpsertSubject(ctx, req)
+//	...
+//	d, err := c.Check(ctx, thauth.CheckRequest{Subject: "user:alice", Feature: "billing",
+//		Action: "read", AtLeastAsFresh: res.Revision})
+//
+// The node then catches up first; if it cannot within its bounded wait, the call fails with
+// an *Error matching ErrUnavailable (RetryAfter set) instead of answering from older state.
+// ApplyResult, CreatedKey and RevokeKeyRevision carry tokens too.
+//
 // # Errors
 //
 // Every failed call returns an error. When the server answered, it is an *Error carrying the

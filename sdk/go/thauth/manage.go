@@ -23,6 +23,9 @@ type ApplyResult struct {
 	// reports), or what it would be for a dry run.
 	Version string  `json:"version"`
 	Changes Changes `json:"changes"`
+	// Revision is the revision token of the project after the apply (empty for a dry run):
+	// pass it as AtLeastAsFresh to have a check answered from a state that includes it.
+	Revision string `json:"revision,omitempty"`
 }
 
 // Changes lists what an apply created, updated and deleted, each as a short string such as
@@ -122,6 +125,8 @@ type CreateKeyRequest struct {
 type CreatedKey struct {
 	Key   APIKey
 	Token string
+	// Revision is the revision token of the write (see CheckRequest.AtLeastAsFresh).
+	Revision string
 }
 
 // CreateKey creates an API key in the project (POST /api/v1/projects/{project}/keys; scope
@@ -139,12 +144,13 @@ func (c *Client) CreateKey(ctx context.Context, projectID string, req CreateKeyR
 	// The answer is the key's metadata with the token in "key".
 	var out struct {
 		APIKey
-		Token string `json:"key"`
+		Token    string `json:"key"`
+		Revision string `json:"revision"`
 	}
 	if err := decode(http.MethodPost, path, resp.body, &out); err != nil {
 		return nil, err
 	}
-	return &CreatedKey{Key: out.APIKey, Token: out.Token}, nil
+	return &CreatedKey{Key: out.APIKey, Token: out.Token, Revision: out.Revision}, nil
 }
 
 // ListKeys lists the project's API keys, revoked ones included, newest first
@@ -167,9 +173,23 @@ func (c *Client) ListKeys(ctx context.Context, projectID string) ([]APIKey, erro
 // RevokeKey revokes an API key (DELETE /api/v1/projects/{project}/keys/{key}; scope admin).
 // The key stops working on the next request. Revoking a revoked key succeeds.
 func (c *Client) RevokeKey(ctx context.Context, projectID, keyID string) error {
-	_, err := c.do(ctx, request{method: http.MethodDelete, path: projectPath(projectID, "keys", keyID)})
+	_, err := c.RevokeKeyRevision(ctx, projectID, keyID)
 	return err
 }
+
+// RevokeKeyRevision is RevokeKey that also returns the revision token of the write (see
+// CheckRequest.AtLeastAsFresh); it is empty when the server does not send one.
+func (c *Client) RevokeKeyRevision(ctx context.Context, projectID, keyID string) (string, error) {
+	resp, err := c.do(ctx, request{method: http.MethodDelete, path: projectPath(projectID, "keys", keyID)})
+	if err != nil {
+		return "", err
+	}
+	return resp.header.Get(RevisionHeader), nil
+}
+
+// RevisionHeader is the response header carrying the revision token of a write (the same
+// value as the Revision field of its result).
+const RevisionHeader = "Thauth-Revision"
 
 // Project is a project as the management API lists it.
 type Project struct {
