@@ -341,15 +341,24 @@ Needs a key with the decisions:read scope.`, e)
 func runKeys(ctx context.Context, e *env, args []string) int {
 	const usageText = `Usage: thauth keys COMMAND [flags]
 
-Manages the project's API keys (needs a key with the admin scope).
+Manages two different kinds of keys.
 
-Commands:
+API keys: the bearer tokens of HTTP clients, per project. These commands talk to a
+server (THAUTH_URL) with a key that has the admin scope:
   create --name N --scope S [--scope S] [--expires-at T]   create a key and print its token once
   list                                                     list the keys, revoked ones included
   revoke ID                                                revoke a key; it stops working at once
-
 Scopes: decisions:read (check, batch, config), subjects:write (subject upsert),
-admin (management API). Run 'thauth keys COMMAND -h' for the flags.`
+admin (management API).
+
+Master keys: the operator's AES-256 keys that protect the secrets stored in the database
+(THAUTH_MASTER_KEY or --master-key-file). These commands run locally, without a server:
+  generate [--id ID]                                       print a new master key entry once
+  rotate --master-key-file F [--data-dir D | --database-url U]
+                                                           move every secret onto the file's
+                                                           first (new) key; then the old keys
+                                                           can be removed
+See docs/security.md. Run 'thauth keys COMMAND -h' for the flags.`
 	if len(args) == 0 {
 		fmt.Fprintln(e.stderr, usageText)
 		return exitUsage
@@ -364,6 +373,10 @@ admin (management API). Run 'thauth keys COMMAND -h' for the flags.`
 		return runKeysList(ctx, e, args[1:])
 	case "revoke":
 		return runKeysRevoke(ctx, e, args[1:])
+	case "generate":
+		return runKeysGenerate(ctx, e, args[1:])
+	case "rotate":
+		return runKeysRotate(ctx, e, args[1:])
 	}
 	fmt.Fprintf(e.stderr, "thauth keys: unknown command %q\n\n%s\n", args[0], usageText)
 	return exitUsage

@@ -4,6 +4,7 @@
 //	thauth init --org O --project P   create an organization, a project and its first keys
 //	thauth apply -f config.yaml       apply a configuration document
 //	thauth check --subject S ...      ask for a decision
+//	thauth backup --out F --recipient age1...   write an encrypted backup
 //
 // Run `thauth help` for every command, `thauth COMMAND -h` for its flags.
 package main
@@ -56,7 +57,10 @@ func commands() []command {
 		{"apply", "apply a configuration document to a project", runApply},
 		{"export", "print a project's configuration document", runExport},
 		{"check", "ask whether a subject may perform an action", runCheck},
-		{"keys", "create, list and revoke API keys", runKeys},
+		{"keys", "API keys (create, list, revoke); master keys (generate, rotate)", runKeys},
+		{"dev-cert", "create a local CA and a certificate for trying HTTPS", runDevCert},
+		{"backup", "write an encrypted backup; verify one; create a backup key pair", runBackup},
+		{"restore", "restore an encrypted backup into an empty store", runRestore},
 		{"version", "print the version", runVersion},
 		{"help", "show help for a command", nil},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,15 +14,21 @@ import (
 	"time"
 
 	"github.com/thauth/thauth/cmd/internal/serve"
+	"github.com/thauth/thauth/internal/seal"
 )
 
 // serveConfig is the whole configuration of `thauth serve`. Every field has a flag and a
 // THAUTH_* environment variable; the defaults are those of serve.Defaults plus text logs at
 // level info.
 type serveConfig struct {
-	serve.Config            // listen address, data directory, sync interval, timeouts
+	serve.Config            // listen address, data directory, sync interval, timeouts, TLS, master keys
 	LogFormat    string     // "text" (default) or "json"
 	LogLevel     slog.Level // debug, info (default), warn or error
+	// MasterKeyFile is --master-key-file (THAUTH_MASTER_KEY_FILE); the keys themselves are in
+	// Config.MasterKeys, read from it or from THAUTH_MASTER_KEY.
+	MasterKeyFile string
+	// Warnings are found while loading (a master key file readable by others); runServe logs them.
+	Warnings []string
 }
 
 // serveSetting binds one flag and its environment variable to a field of serveConfig.
@@ -29,6 +36,7 @@ type serveSetting struct {
 	flag, env, usage string
 	field            string // the serve.Config field it sets, to attribute Validate's problems
 	boolean          bool   // a boolean flag (--name alone means true)
+	list             bool   // a repeatable flag, also taking comma-separated values
 	def              func(c *serveConfig) string
 	set              func(c *serveConfig, v string) string // "" when v is acceptable, else why not
 }
@@ -81,6 +89,54 @@ func serveSettings() []serveSetting {
 					return fmt.Sprintf("%q is not a boolean (true or false)", v)
 				}
 				c.AutoMigrate = b
+				return ""
+			}},
+		{flag: "tls-cert", env: "THAUTH_TLS_CERT", field: "TLSCertFile",
+			usage: "PEM `file` of the TLS certificate chain, leaf first: serve HTTPS only (HTTP/2, HSTS).\nA renewed certificate written over the file is picked up on SIGHUP and within 10s",
+			def:   func(c *serveConfig) string { return c.TLSCertFile },
+			set:   func(c *serveConfig, v string) string { c.TLSCertFile = v; return "" }},
+		{flag: "tls-key", env: "THAUTH_TLS_KEY", field: "TLSKeyFile",
+			usage: "PEM `file` of the TLS certificate's private key (keep it mode 0600)",
+			def:   func(c *serveConfig) string { return c.TLSKeyFile },
+			set:   func(c *serveConfig, v string) string { c.TLSKeyFile = v; return "" }},
+		{flag: "http-redirect-addr", env: "THAUTH_HTTP_REDIRECT_ADDR", field: "HTTPRedirectAddr",
+			usage: "`address` of an optional plain-HTTP listener that redirects to HTTPS (308) and answers\nACME http-01 challenges, e.g. :80 (TLS only)",
+			def:   func(c *serveConfig) string { return c.HTTPRedirectAddr },
+			set:   func(c *serveConfig, v string) string { c.HTTPRedirectAddr = v; return "" }},
+		{flag: "acme-domain", env: "THAUTH_ACME_DOMAINS", field: "ACMEDomains", list: true,
+			usage: "`domain` to obtain a certificate for automatically over ACME (repeatable or comma-separated;\nnot with --tls-cert). Port 443 (tls-alpn-01) or --http-redirect-addr on port 80 must be\nreachable from the CA",
+			def:   func(c *serveConfig) string { return strings.Join(c.ACMEDomains, ",") },
+			set: func(c *serveConfig, v string) string {
+				var l stringList
+				_ = l.Set(v)
+				c.ACMEDomains = l
+				return ""
+			}},
+		{flag: "acme-cache-dir", env: "THAUTH_ACME_CACHE_DIR", field: "ACMECacheDir",
+			usage: "`directory` keeping the ACME account key and certificates; keep it across restarts\n(default <data-dir>/acme)",
+			def:   func(c *serveConfig) string { return c.ACMECacheDir },
+			set:   func(c *serveConfig, v string) string { c.ACMECacheDir = v; return "" }},
+		{flag: "acme-email", env: "THAUTH_ACME_EMAIL", field: "ACMEEmail",
+			usage: "contact `address` given to the ACME CA for expiry notices (optional)",
+			def:   func(c *serveConfig) string { return c.ACMEEmail },
+			set:   func(c *serveConfig, v string) string { c.ACMEEmail = v; return "" }},
+		{flag: "acme-directory", env: "THAUTH_ACME_DIRECTORY", field: "ACMEDirectory",
+			usage: "ACME directory `URL` (default: Let's Encrypt production; use its staging directory to try)",
+			def:   func(c *serveConfig) string { return c.ACMEDirectory },
+			set:   func(c *serveConfig, v string) string { c.ACMEDirectory = v; return "" }},
+		{flag: "master-key-file", env: "THAUTH_MASTER_KEY_FILE",
+			usage: "`file` of master keys, one '<id>:<base64>' per line, the active one first (or put them in\n$THAUTH_MASTER_KEY, comma-separated; not both). Never logged; keep the file mode 0600",
+			def:   func(c *serveConfig) string { return c.MasterKeyFile },
+			set:   func(c *serveConfig, v string) string { c.MasterKeyFile = v; return "" }},
+		{flag: "production", env: "THAUTH_PRODUCTION", field: "Production", boolean: true,
+			usage: "production mode: refuse to start without a master key",
+			def:   func(c *serveConfig) string { return strconv.FormatBool(c.Production) },
+			set: func(c *serveConfig, v string) string {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Sprintf("%q is not a boolean (true or false)", v)
+				}
+				c.Production = b
 				return ""
 			}},
 		{flag: "log-format", env: "THAUTH_LOG_FORMAT",
@@ -144,6 +200,11 @@ func loadServeConfig(fs *flagSet, settings []serveSetting) (serveConfig, []strin
 			byField[s.field] = s.flag
 		}
 	}
+	keys, warnings, problem := loadMasterKeys(fs.e, cfg.MasterKeyFile, fs.source("master-key-file"))
+	if problem != "" {
+		problems = append(problems, problem)
+	}
+	cfg.MasterKeys, cfg.Warnings = keys, warnings
 	for _, p := range cfg.Validate() {
 		src := p.Field
 		if f, ok := byField[p.Field]; ok {
@@ -158,6 +219,10 @@ func loadServeConfig(fs *flagSet, settings []serveSetting) (serveConfig, []strin
 // once the server listens (tests start it on port 0 and need the real address).
 type listenHookKey struct{}
 
+// startHookKey is the context key of an optional func(*serve.Server) that runServe calls
+// once the server runs (tests reload its certificate and look at its sealer through it).
+type startHookKey struct{}
+
 func runServe(ctx context.Context, e *env, args []string) int {
 	cfg, code, done := parseServeConfig(e, args)
 	if done {
@@ -168,13 +233,27 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	onListen, _ := ctx.Value(listenHookKey{}).(func(addr string))
+	onStart, _ := ctx.Value(startHookKey{}).(func(*serve.Server))
+	// SIGHUP re-reads the certificate files (after a renewal); the server also looks at them
+	// by itself every few seconds.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if cfg.DatabaseURL != "" {
-		log.Info("starting thauth", "version", version, "addr", cfg.Addr, "store", "postgresql")
+		log.Info("starting thauth", "version", version, "addr", cfg.Addr, "store", "postgresql", "production", cfg.Production)
 	} else {
-		log.Info("starting thauth", "version", version, "addr", cfg.Addr, "store", "sqlite", "data_dir", cfg.DataDir)
+		log.Info("starting thauth", "version", version, "addr", cfg.Addr, "store", "sqlite", "data_dir", cfg.DataDir, "production", cfg.Production)
 	}
-	if err := serve.Run(ctx, cfg.Config, log, onListen); err != nil {
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	err := serve.RunWith(ctx, cfg.Config, log, serve.RunOptions{OnListen: onListen, OnStart: onStart, Reload: hup})
+	if err != nil {
 		log.Error("thauth serve failed", "err", err)
+		if errors.Is(err, seal.ErrWrongKey) {
+			log.Error("the configured master keys do not unwrap the stored data keys: configure the master key they " +
+				"are wrapped under (the old key stays in the list until 'thauth keys rotate' has run)")
+		}
 		return exitError
 	}
 	return exitOK
@@ -186,19 +265,27 @@ func runServe(ctx context.Context, e *env, args []string) int {
 func parseServeConfig(e *env, args []string) (cfg serveConfig, code int, done bool) {
 	fs := newFlagSet("serve", "thauth serve [flags]",
 		`Runs the Thauth server: the decision API (/v1) and the management API (/api/v1) over
-HTTP, on an embedded SQLite database in the data directory (migrated at start-up),
+HTTP or HTTPS, on an embedded SQLite database in the data directory (migrated at start-up),
 or on PostgreSQL with --database-url, which several nodes may share. On PostgreSQL the
 schema is not changed implicitly: run 'thauth migrate --database-url ...' first (or
 pass --auto-migrate); serve refuses to start while the schema is behind.
 The server stops gracefully on SIGINT or SIGTERM: it stops accepting connections,
 finishes in-flight requests, saves API key last-use times and closes the database.
-TLS is not served yet: keep the default loopback address or put a TLS proxy in front.`, e)
+With --tls-cert/--tls-key (try 'thauth dev-cert') or --acme-domain it serves HTTPS only
+(TLS 1.2+, HTTP/2, Strict-Transport-Security); SIGHUP re-reads the certificate files.
+Without TLS it warns when listening on anything but loopback.
+Secrets are sealed under the master keys of --master-key-file or THAUTH_MASTER_KEY
+('thauth keys generate'); --production refuses to start without one.
+See docs/security.md.`, e)
 	settings := serveSettings()
 	def := defaultServeConfig()
 	for _, s := range settings {
-		if s.boolean {
+		switch {
+		case s.boolean:
 			fs.Bool(s.flag, s.def(&def) == "true", s.usage)
-		} else {
+		case s.list:
+			fs.Var(&stringList{}, s.flag, s.usage)
+		default:
 			fs.String(s.flag, s.def(&def), s.usage)
 		}
 		fs.env(s.flag, s.env)

@@ -7,18 +7,26 @@
 //
 // Flags and environment variables are not read here: callers fill in a Config.
 //
+// With TLSCertFile/TLSKeyFile or ACMEDomains the node serves HTTPS only (HTTP/2, HSTS; see
+// internal/tlsconf), optionally with a plain-HTTP listener that redirects to it. With
+// MasterKeys the node opens a seal.Sealer over its store for the secrets it must read back;
+// without them secret storage is disabled (and a Production node refuses to start).
+//
 // The database URL may hold a password: it is never logged, and errors returned by Start do
-// not contain it.
+// not contain it. Master keys are never logged either (seal.MasterKeys prints ids only).
 package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -29,13 +37,16 @@ import (
 	"github.com/thauth/thauth/internal/httpserver"
 	"github.com/thauth/thauth/internal/manage"
 	"github.com/thauth/thauth/internal/postgres"
+	"github.com/thauth/thauth/internal/seal"
 	"github.com/thauth/thauth/internal/sqlite"
+	"github.com/thauth/thauth/internal/tlsconf"
 )
 
 // Config is everything a node needs. The zero value is not valid; start from Defaults.
 type Config struct {
 	// Addr is the TCP address to listen on; port 0 picks a free port (see Server.Addr).
-	// Default "127.0.0.1:8080": loopback only, since TLS is not served yet.
+	// Default "127.0.0.1:8080": loopback only. Without TLS, a non-loopback address is
+	// served with a warning in the log.
 	Addr string
 	// DataDir holds the SQLite database (created with mode 0700). Default "./thauth-data".
 	// Unused when DatabaseURL is set.
@@ -88,6 +99,56 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+
+	// TLSCertFile and TLSKeyFile are PEM files of the certificate chain (leaf first) and its
+	// private key. When set, Addr serves HTTPS only (TLS 1.2+, HTTP/2, HSTS), and a renewed
+	// certificate written over the files is picked up without a restart: on ReloadTLS
+	// (SIGHUP) and by a look at the files at most every TLSCheckInterval. Both or neither;
+	// not with ACMEDomains. Default "" (plain HTTP).
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSCheckInterval is the least time between two looks at the certificate files during
+	// handshakes. Default 0: tlsconf.DefaultCheckInterval (10s).
+	TLSCheckInterval time.Duration
+	// ACMEDomains, when set, obtains and renews certificates for these exact names over ACME
+	// (tls-alpn-01 on Addr, http-01 on HTTPRedirectAddr). Not with TLSCertFile.
+	ACMEDomains []string
+	// ACMECacheDir keeps the ACME account key and certificates. Default "" means
+	// DataDir/acme.
+	ACMECacheDir string
+	// ACMEEmail is the optional contact address given to the CA.
+	ACMEEmail string
+	// ACMEDirectory is the ACME directory URL. Default "": Let's Encrypt production.
+	ACMEDirectory string
+	// HTTPRedirectAddr, when set (TLS only), is a second listener serving plain HTTP that
+	// redirects GET and HEAD to HTTPS on Addr's port (308) and answers ACME http-01
+	// challenges. Default "" (none).
+	HTTPRedirectAddr string
+
+	// MasterKeys are the operator's master keys, the active one first (seal.ParseMasterKeys).
+	// When there is at least one, Start opens a seal.Sealer over the store (Server.Sealer);
+	// it fails when the store holds data keys none of them unwraps. Default: none (secret
+	// storage disabled).
+	MasterKeys seal.MasterKeys
+	// Production requires MasterKeys: without one, Validate reports a problem, so the node
+	// never runs without the ability to store secrets. Default false (development).
+	Production bool
+}
+
+// TLS reports whether c serves HTTPS (certificate files or ACME).
+func (c Config) TLS() bool {
+	return c.TLSCertFile != "" || c.TLSKeyFile != "" || len(c.ACMEDomains) > 0
+}
+
+// ACMECache returns the ACME cache directory: ACMECacheDir, else DataDir/acme, else "".
+func (c Config) ACMECache() string {
+	if c.ACMECacheDir != "" {
+		return c.ACMECacheDir
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		return ""
+	}
+	return filepath.Join(c.DataDir, "acme")
 }
 
 // Defaults returns the default configuration.
@@ -154,7 +215,69 @@ func (c Config) Validate() []Problem {
 	if c.MaxHeaderBytes < 4<<10 || c.MaxHeaderBytes > 1<<20 {
 		add("MaxHeaderBytes", "must be between 4 KiB and 1 MiB, got %d", c.MaxHeaderBytes)
 	}
+	ps = append(ps, c.validateTLS()...)
+	if c.Production && c.MasterKeys.Len() == 0 {
+		add("Production", "production mode requires a master key to store secrets: set THAUTH_MASTER_KEY or "+
+			"--master-key-file (create one with 'thauth keys generate')")
+	}
 	return ps
+}
+
+// validateTLS returns the problems of the TLS settings, including certificate files that
+// cannot be read.
+func (c Config) validateTLS() []Problem {
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	readable := func(field, path string) {
+		f, err := os.Open(path)
+		if err != nil {
+			add(field, "cannot read %s: %v", path, unwrapPathErr(err))
+			return
+		}
+		f.Close()
+	}
+	switch {
+	case c.TLSCertFile != "" && c.TLSKeyFile == "":
+		add("TLSCertFile", "is set but the key is not: give --tls-key (THAUTH_TLS_KEY) too")
+	case c.TLSCertFile == "" && c.TLSKeyFile != "":
+		add("TLSKeyFile", "is set but the certificate is not: give --tls-cert (THAUTH_TLS_CERT) too")
+	}
+	if c.TLSCertFile != "" {
+		readable("TLSCertFile", c.TLSCertFile)
+	}
+	if c.TLSKeyFile != "" {
+		readable("TLSKeyFile", c.TLSKeyFile)
+	}
+	if len(c.ACMEDomains) > 0 {
+		if c.TLSCertFile != "" || c.TLSKeyFile != "" {
+			add("ACMEDomains", "cannot be combined with --tls-cert/--tls-key: the certificate comes either from files or from ACME")
+		}
+		if c.ACMECache() == "" {
+			add("ACMECacheDir", "must not be empty with ACME (it keeps the account key and certificates)")
+		}
+	}
+	if c.TLSCheckInterval < 0 {
+		add("TLSCheckInterval", "must not be negative, got %v", c.TLSCheckInterval)
+	}
+	if c.HTTPRedirectAddr != "" {
+		if !c.TLS() {
+			add("HTTPRedirectAddr", "needs TLS (--tls-cert and --tls-key, or --acme-domain): it redirects to HTTPS")
+		}
+		if _, _, err := net.SplitHostPort(c.HTTPRedirectAddr); err != nil {
+			add("HTTPRedirectAddr", "must be host:port (for example :80): %v", unwrapAddrErr(err))
+		}
+	}
+	return ps
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func unwrapAddrErr(err error) string {
@@ -175,6 +298,12 @@ type Server struct {
 	manage *manage.Service
 	http   *http.Server
 	ln     net.Listener
+	tls    bool
+	certs  *tlsconf.Reloader // nil unless serving certificate files
+	sealer *seal.Sealer      // nil unless master keys are configured
+
+	redirect   *http.Server // nil without HTTPRedirectAddr
+	redirectLn net.Listener
 
 	stopBG context.CancelFunc // ends the follow loop, the listener and the key-usage flusher
 	bg     sync.WaitGroup
@@ -215,6 +344,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 			store.Close()
 		}
 	}()
+	var sealer *seal.Sealer
+	if cfg.MasterKeys.Len() > 0 {
+		ks, ok := store.(seal.KeyStore)
+		if !ok {
+			return nil, fmt.Errorf("the store cannot hold data keys")
+		}
+		sealer, err = seal.New(ctx, ks, cfg.MasterKeys, seal.Options{Logger: log, Production: cfg.Production})
+		if err != nil {
+			return nil, redact(fmt.Errorf("opening the secret store with master keys %v: %w", cfg.MasterKeys, err), cfg.DatabaseURL)
+		}
+		log.Info("secret storage enabled", "master_keys", cfg.MasterKeys, "data_key", sealer.ActiveDataKeyID())
+	} else {
+		log.Info("secret storage is disabled until a master key is configured (THAUTH_MASTER_KEY or --master-key-file; " +
+			"'thauth keys generate' creates one)")
+	}
 	eng := engine.New(store, engine.Options{Logger: log})
 	if err := eng.LoadAll(ctx); err != nil {
 		return nil, redact(fmt.Errorf("loading projects: %w", err), cfg.DatabaseURL)
@@ -229,10 +373,37 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		FreshnessWait: cfg.FreshnessWait,
 	})
 
+	var (
+		tlsCfg    *tls.Config
+		certs     *tlsconf.Reloader
+		challenge http.Handler
+	)
+	switch {
+	case cfg.TLSCertFile != "":
+		tlsCfg, certs, err = tlsconf.ServerConfig(cfg.TLSCertFile, cfg.TLSKeyFile,
+			tlsconf.Options{Logger: log, CheckInterval: cfg.TLSCheckInterval})
+	case len(cfg.ACMEDomains) > 0:
+		tlsCfg, challenge, err = tlsconf.ACMEConfig(cfg.ACMEDomains, cfg.ACMECache(), cfg.ACMEEmail, cfg.ACMEDirectory)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("configuring TLS: %w", err)
+	}
+	if tlsCfg != nil {
+		handler = tlsconf.HSTS(handler)
+	}
+
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	var redirectLn net.Listener
+	if cfg.HTTPRedirectAddr != "" {
+		redirectLn, err = lc.Listen(ctx, "tcp", cfg.HTTPRedirectAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listening on %s (--http-redirect-addr): %w", cfg.HTTPRedirectAddr, err)
+		}
 	}
 	s := &Server{
 		cfg:    cfg,
@@ -242,9 +413,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		engine: eng,
 		manage: mgr,
 		ln:     ln,
+		tls:    tlsCfg != nil,
+		certs:  certs,
+		sealer: sealer,
 		served: make(chan error, 1),
 		http: &http.Server{
 			Handler:           handler,
+			TLSConfig:         tlsCfg,
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			ReadTimeout:       cfg.ReadTimeout,
 			WriteTimeout:      cfg.WriteTimeout,
@@ -274,15 +449,62 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); eng.FollowWith(bgCtx, cfg.SyncInterval, wake) }()
 	go func() { defer s.bg.Done(); s.flushLoop(bgCtx) }()
-	go func() { s.served <- s.http.Serve(ln) }()
+	if tlsCfg != nil {
+		go func() { s.served <- s.http.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { s.served <- s.http.Serve(ln) }()
+	}
+	if redirectLn != nil {
+		s.startRedirect(redirectLn, challenge)
+	}
 
 	s.warnIfExposed()
+	scheme := "http"
+	if s.tls {
+		scheme = "https"
+	}
 	if pg != nil {
-		log.Info("listening", "addr", s.Addr(), "store", "postgresql")
+		log.Info("listening", "addr", s.Addr(), "scheme", scheme, "store", "postgresql")
 	} else {
-		log.Info("listening", "addr", s.Addr(), "store", "sqlite", "data_dir", cfg.DataDir)
+		log.Info("listening", "addr", s.Addr(), "scheme", scheme, "store", "sqlite", "data_dir", cfg.DataDir)
+	}
+	if certs != nil {
+		leaf := certs.Leaf()
+		log.Info("serving TLS certificate", "cert_file", cfg.TLSCertFile, "subject", leaf.Subject.String(),
+			"dns_names", leaf.DNSNames, "not_after", leaf.NotAfter)
+	}
+	if len(cfg.ACMEDomains) > 0 {
+		log.Info("serving ACME certificates", "domains", cfg.ACMEDomains, "cache_dir", cfg.ACMECache())
 	}
 	return s, nil
+}
+
+// startRedirect serves the plain-HTTP listener: ACME http-01 challenges (when challenge is
+// not nil) and a redirect to HTTPS on the main listener's port for everything else. It has
+// the same timeouts and header limit as the main server.
+func (s *Server) startRedirect(ln net.Listener, challenge http.Handler) {
+	_, port, _ := net.SplitHostPort(s.Addr())
+	mux := http.NewServeMux()
+	if challenge != nil {
+		mux.Handle("/.well-known/acme-challenge/", challenge)
+	}
+	mux.Handle("/", tlsconf.RedirectHandler(port))
+	s.redirectLn = ln
+	s.redirect = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.redirect.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("the HTTP redirect listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	s.log.Info("redirecting plain HTTP to HTTPS", "addr", ln.Addr().String())
 }
 
 // openStore opens the store cfg names and checks (SQLite: brings) its schema up to date.
@@ -390,14 +612,15 @@ func (r *redactedError) Error() string {
 
 func (r *redactedError) Unwrap() error { return r.err }
 
-// warnIfExposed warns when the node listens on a non-loopback address: there is no TLS yet,
-// so API keys would cross the network in clear text.
+// warnIfExposed warns when the node serves plain HTTP on a non-loopback address: API keys
+// would cross the network in clear text.
 func (s *Server) warnIfExposed() {
-	if !exposed(s.ln.Addr()) {
+	if s.tls || !exposed(s.ln.Addr()) {
 		return
 	}
 	s.log.Warn("listening on a non-loopback address without TLS: API keys and decisions travel in clear text; "+
-		"put a TLS-terminating proxy in front or listen on 127.0.0.1", "addr", s.Addr())
+		"serve HTTPS (--tls-cert/--tls-key or --acme-domain), put a TLS-terminating proxy in front, or listen on 127.0.0.1",
+		"addr", s.Addr())
 }
 
 // exposed reports whether a listener address is reachable from other machines.
@@ -409,8 +632,43 @@ func exposed(a net.Addr) bool {
 // Addr returns the address the node listens on, with the real port when cfg.Addr had port 0.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// URL returns the base URL of the node ("http://" + Addr).
-func (s *Server) URL() string { return "http://" + s.Addr() }
+// URL returns the base URL of the node: "https://" + Addr when it serves TLS, else
+// "http://" + Addr.
+func (s *Server) URL() string {
+	if s.tls {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
+// RedirectAddr returns the address of the plain-HTTP redirect listener, or "" without one.
+func (s *Server) RedirectAddr() string {
+	if s.redirectLn == nil {
+		return ""
+	}
+	return s.redirectLn.Addr().String()
+}
+
+// ReloadTLS re-reads the certificate files now (what SIGHUP does), so that a renewed
+// certificate is served to new connections; open connections keep theirs. If the new files
+// are invalid the current certificate stays and the error (an EInvalid *thauth.Error) is
+// returned and logged. Without certificate files (plain HTTP or ACME, which renews by
+// itself) it does nothing and returns nil.
+func (s *Server) ReloadTLS() error {
+	if s.certs == nil {
+		return nil
+	}
+	if err := s.certs.Reload(); err != nil {
+		return err
+	}
+	leaf := s.certs.Leaf()
+	s.log.Info("reloaded the TLS certificate", "cert_file", s.cfg.TLSCertFile, "subject", leaf.Subject.String(),
+		"serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
+	return nil
+}
+
+// Sealer returns the node's sealer for secrets, or nil when no master key is configured.
+func (s *Server) Sealer() *seal.Sealer { return s.sealer }
 
 // Manage returns the node's management service (for in-process set-up, as in the load
 // generator). Writes through it are visible to checks when they return.
@@ -429,6 +687,11 @@ func (s *Server) Done() <-chan error { return s.served }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		var errs []error
+		if s.redirect != nil {
+			if err := s.redirect.Shutdown(ctx); err != nil {
+				s.redirect.Close()
+			}
+		}
 		if err := s.http.Shutdown(ctx); err != nil {
 			s.log.Warn("graceful shutdown incomplete; closing remaining connections", "err", err)
 			s.http.Close()
@@ -453,19 +716,51 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Run starts a node, calls onListen (if not nil) with its address, serves until ctx is done
 // or serving fails, then shuts down gracefully within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, onListen func(addr string)) error {
+	return RunWith(ctx, cfg, log, RunOptions{OnListen: onListen})
+}
+
+// RunOptions are the hooks of RunWith.
+type RunOptions struct {
+	// OnListen, if not nil, is called with the node's address once it listens.
+	OnListen func(addr string)
+	// OnStart, if not nil, is called with the running node (after OnListen).
+	OnStart func(*Server)
+	// Reload, if not nil, makes the node reload its TLS certificate (Server.ReloadTLS) on
+	// every value received: `thauth serve` passes SIGHUP here.
+	Reload <-chan os.Signal
+}
+
+// RunWith is Run with hooks.
+func RunWith(ctx context.Context, cfg Config, log *slog.Logger, o RunOptions) error {
 	s, err := Start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	if onListen != nil {
-		onListen(s.Addr())
+	if o.OnListen != nil {
+		o.OnListen(s.Addr())
+	}
+	if o.OnStart != nil {
+		o.OnStart(s)
 	}
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		s.log.Info("shutting down", "cause", context.Cause(ctx))
-	case serveErr = <-s.served:
-		s.log.Error("server stopped", "err", serveErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			s.log.Info("shutting down", "cause", context.Cause(ctx))
+			break wait
+		case serveErr = <-s.served:
+			s.log.Error("server stopped", "err", serveErr)
+			break wait
+		case sig := <-o.Reload:
+			if s.certs == nil {
+				s.log.Info("nothing to reload: no TLS certificate files", "signal", sig.String())
+				continue
+			}
+			if err := s.ReloadTLS(); err != nil {
+				s.log.Error("reloading the TLS certificate failed; still serving the previous one", "err", err)
+			}
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
