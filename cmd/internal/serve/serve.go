@@ -2,8 +2,9 @@
 // directory, or PostgreSQL shared by several nodes), the decision engine and its follow loop
 // (woken by PostgreSQL's change notifications, polling as the fallback), the management
 // service, the HTTP handler and the http.Server around them, plus the background flush of API
-// key last-use times. `thauth serve`, the load generator's -self mode and the multi-node
-// tests all start nodes through it, so they run exactly the same code.
+// key last-use times. `thauth serve` (which the multi-node tests in test/cluster run as
+// processes) and the load generator's -self mode start nodes through it, so they run exactly
+// the same code.
 //
 // Flags and environment variables are not read here: callers fill in a Config.
 //
