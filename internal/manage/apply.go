@@ -518,13 +518,33 @@ func planSubjects(ctx context.Context, tx thauth.Data, projectID string, doc *do
 	return sp, nil
 }
 
+// bulkWriteThreshold is the number of written subjects above which write uses the store's
+// thauth.SubjectBulkWriter, when it has one, instead of a few calls per subject.
+const bulkWriteThreshold = 50
+
 // write performs the subject writes; it runs after ReplaceConfig, so that the ids of new
-// roles and actions exist.
+// roles and actions exist. Many writes go to the store's SubjectBulkWriter if it has one
+// (PostgreSQL), which makes the same writes in a few round trips.
 func (sp *subjectPlan) write(ctx context.Context, tx thauth.Data, projectID string, now time.Time) error {
 	for _, id := range sp.deletes {
 		if err := tx.DeleteSubject(ctx, projectID, id); err != nil {
 			return err
 		}
+	}
+	if bw, ok := tx.(thauth.SubjectBulkWriter); ok && len(sp.writes) > bulkWriteThreshold {
+		subjects := make([]*thauth.SubjectGrants, len(sp.writes))
+		for i := range sp.writes {
+			w := &sp.writes[i]
+			sg := &thauth.SubjectGrants{Subject: w.subject}
+			if w.assignments != nil {
+				sg.Assignments = *w.assignments
+			}
+			if w.overrides != nil {
+				sg.Overrides = *w.overrides
+			}
+			subjects[i] = sg
+		}
+		return bw.WriteSubjects(ctx, projectID, subjects, now)
 	}
 	all := thauth.Scope{All: true}
 	for i := range sp.writes {
