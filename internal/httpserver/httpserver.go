@@ -45,8 +45,9 @@ type Deps struct {
 	// than holding it; 0 means DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// DocumentTimeout is WriteTimeout for the configuration document routes (GET and PUT
-	// .../config), which may carry up to 32 MiB; 0 means DefaultDocumentTimeout. Keep it
-	// below the http.Server's WriteTimeout, or the client loses the answer.
+	// .../config), which may carry up to 32 MiB; 0 means DefaultDocumentTimeout. Routes with
+	// these deadlines move their own write deadline past them, so the http.Server's shorter
+	// WriteTimeout does not cut their answer.
 	DocumentTimeout time.Duration
 }
 
@@ -54,7 +55,7 @@ type Deps struct {
 const (
 	DefaultFreshnessWait   = 2 * time.Second
 	DefaultWriteTimeout    = 8 * time.Second
-	DefaultDocumentTimeout = 25 * time.Second
+	DefaultDocumentTimeout = 60 * time.Second
 )
 
 // server holds the dependencies and the routing table. It is safe for concurrent use.
