@@ -61,6 +61,15 @@ func requireJSON(r *http.Request) error {
 	return nil
 }
 
+// readJSONBody is requireJSON then readBody with the JSON limit: the common start of every
+// handler that takes a JSON body.
+func readJSONBody(r *http.Request, bp *[]byte) ([]byte, error) {
+	if err := requireJSON(r); err != nil {
+		return nil, err
+	}
+	return readBody(r, maxJSONBody, bp)
+}
+
 // readBody reads the whole body, at most limit bytes, into *bp (a pooled buffer that the
 // caller returns). A larger body is ETooLarge.
 func readBody(r *http.Request, limit int64, bp *[]byte) ([]byte, error) {

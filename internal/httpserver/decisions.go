@@ -54,13 +54,9 @@ func (s *server) check(w http.ResponseWriter, r *http.Request, p engine.Principa
 			}
 		}
 	}()
-	if err := requireJSON(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	bp := s.getBuf()
 	defer s.putBuf(bp)
-	body, err := readBody(r, maxJSONBody, bp)
+	body, err := readJSONBody(r, bp)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -123,13 +119,9 @@ func (s *server) check(w http.ResponseWriter, r *http.Request, p engine.Principa
 // same snapshot, answered in request order. A failure on one item gives that item
 // {"allowed": false, "reason": "error"} and the others are still evaluated.
 func (s *server) checkBatch(w http.ResponseWriter, r *http.Request, p engine.Principal) {
-	if err := requireJSON(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	bp := s.getBuf()
 	defer s.putBuf(bp)
-	body, err := readBody(r, maxJSONBody, bp)
+	body, err := readJSONBody(r, bp)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -294,13 +286,9 @@ type upsertResponse struct {
 // upsertSubject serves POST /v1/subjects/upsert: create or update a subject and replace its
 // role assignments and/or overrides in one scope, atomically.
 func (s *server) upsertSubject(w http.ResponseWriter, r *http.Request, p engine.Principal) {
-	if err := requireJSON(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	bp := s.getBuf()
 	defer s.putBuf(bp)
-	body, err := readBody(r, maxJSONBody, bp)
+	body, err := readJSONBody(r, bp)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -174,13 +174,9 @@ func toKeyJSON(k *thauth.APIKey) keyJSON {
 // createKey serves POST /api/v1/projects/{project}/keys: a new key of the project, whose
 // token is in the answer and never again.
 func (s *server) createKey(w http.ResponseWriter, r *http.Request, p engine.Principal) {
-	if err := requireJSON(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	bp := s.getBuf()
 	defer s.putBuf(bp)
-	body, err := readBody(r, maxJSONBody, bp)
+	body, err := readJSONBody(r, bp)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
