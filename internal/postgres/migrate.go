@@ -3,11 +3,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"fmt"
-	"io/fs"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,40 +12,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one numbered SQL file of migrations/, named NNNN_description.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in order. The numbers must run 1, 2, 3, …
-// without gaps; a malformed set is a build mistake and fails every call.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
-			return nil, fmt.Errorf("bad migration file name %q", e.Name())
-		}
-		b, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %q out of sequence: want number %d", m.name, i+1)
-		}
-	}
-	return ms, nil
+// migrations returns the embedded migrations in order (see thauth.ReadMigrations).
+func migrations() ([]thauth.Migration, error) {
+	return thauth.ReadMigrations(migrationFiles, "migrations")
 }
 
 // migrateLockKey is the key of the advisory lock that serializes Migrate across nodes
@@ -89,19 +53,19 @@ func (s *Store) Migrate(ctx context.Context) error {
 				return mapErr(err, "cannot create schema_migrations")
 			}
 			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.version).Scan(&done); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&done); err != nil {
 				return mapErr(err, "cannot read schema_migrations")
 			}
 			if done {
 				return nil
 			}
 			// The simple protocol runs the file's several statements in one go.
-			if _, err := tx.Conn().PgConn().Exec(ctx, m.sql).ReadAll(); err != nil {
-				return mapErr(err, "cannot apply migration "+m.name)
+			if _, err := tx.Conn().PgConn().Exec(ctx, m.SQL).ReadAll(); err != nil {
+				return mapErr(err, "cannot apply migration "+m.Name)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
-				m.version, normTime(time.Now())); err != nil {
-				return mapErr(err, "cannot record migration "+m.name)
+				m.Version, normTime(time.Now())); err != nil {
+				return mapErr(err, "cannot record migration "+m.Name)
 			}
 			applied = true
 			return nil
@@ -110,7 +74,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 		if applied {
-			s.log.InfoContext(ctx, "applied database migration", "version", m.version, "name", m.name)
+			s.log.InfoContext(ctx, "applied database migration", "version", m.Version, "name", m.Name)
 		}
 	}
 	cur, latest, err := s.SchemaVersion(ctx)
