@@ -61,6 +61,16 @@ func (a *apiFlags) client() (*thauth.Client, bool) {
 	return thauth.NewClient(base, key, thauth.WithTimeout(*a.timeout), thauth.WithUserAgent("thauth-cli/"+version)), true
 }
 
+// projectClient is client then projectID: what every management command starts with.
+func (a *apiFlags) projectClient(ctx context.Context) (*thauth.Client, string, bool) {
+	c, ok := a.client()
+	if !ok {
+		return nil, "", false
+	}
+	project, ok := a.projectID(ctx, c)
+	return c, project, ok
+}
+
 // projectID returns the project to act on: --project, THAUTH_PROJECT, or the key's own
 // project as GET /api/v1/projects (admin keys) or GET /v1/config (decisions keys) reports it.
 func (a *apiFlags) projectID(ctx context.Context, c *thauth.Client) (string, bool) {
@@ -166,11 +176,7 @@ Needs a key with the admin scope.`, e)
 	if err != nil {
 		return e.errorf("%v", err)
 	}
-	c, ok := a.client()
-	if !ok {
-		return exitError
-	}
-	project, ok := a.projectID(ctx, c)
+	c, project, ok := a.projectClient(ctx)
 	if !ok {
 		return exitError
 	}
@@ -248,11 +254,7 @@ Needs a key with the admin scope.`, e)
 		fmt.Fprintf(e.stderr, "thauth export: --format must be yaml or json, not %q\n", *format)
 		return exitUsage
 	}
-	c, ok := a.client()
-	if !ok {
-		return exitError
-	}
-	project, ok := a.projectID(ctx, c)
+	c, project, ok := a.projectClient(ctx)
 	if !ok {
 		return exitError
 	}
@@ -412,11 +414,7 @@ func runKeysCreate(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "thauth keys create: %s\nUsage: %s\n", strings.Join(problems, "; "), fs.usageLine)
 		return exitUsage
 	}
-	c, ok := a.client()
-	if !ok {
-		return exitError
-	}
-	project, ok := a.projectID(ctx, c)
+	c, project, ok := a.projectClient(ctx)
 	if !ok {
 		return exitError
 	}
@@ -463,11 +461,7 @@ func runKeysList(ctx context.Context, e *env, args []string) int {
 	if _, code, done := parse(fs, args, 0, 0); done {
 		return code
 	}
-	c, ok := a.client()
-	if !ok {
-		return exitError
-	}
-	project, ok := a.projectID(ctx, c)
+	c, project, ok := a.projectClient(ctx)
 	if !ok {
 		return exitError
 	}
@@ -514,11 +508,7 @@ func runKeysRevoke(ctx context.Context, e *env, args []string) int {
 	if done {
 		return code
 	}
-	c, ok := a.client()
-	if !ok {
-		return exitError
-	}
-	project, ok := a.projectID(ctx, c)
+	c, project, ok := a.projectClient(ctx)
 	if !ok {
 		return exitError
 	}
