@@ -74,26 +74,47 @@ const (
 )
 
 // NewToken generates a fresh API key token and returns it with its lookup id and hash.
-func NewToken() (token, lookupID string, hash []byte) {
+func NewToken() (token, lookupID string, hash []byte) { return newToken(tokenPrefix) }
+
+// ParseToken checks the shape and checksum of an API key token and returns its lookup id. It
+// does no I/O and takes the same time for every malformed token of a given length.
+func ParseToken(token string) (lookupID string, ok bool) { return parseToken(tokenPrefix, token) }
+
+// Personal access tokens (AccessToken) have the same shape as API keys with their own prefix,
+// so that neither can be mistaken for the other and secret scanners tell them apart:
+//
+//	thauthpat_<lookup:16>_<secret:32><checksum:6>
+const (
+	accessTokenPrefix = "thauthpat_"
+	AccessTokenLength = len(accessTokenPrefix) + lookupLen + 1 + secretLen + checksumLen
+)
+
+// NewAccessToken generates a fresh personal access token with its lookup id and hash.
+func NewAccessToken() (token, lookupID string, hash []byte) { return newToken(accessTokenPrefix) }
+
+// ParseAccessToken is ParseToken for personal access tokens.
+func ParseAccessToken(token string) (lookupID string, ok bool) {
+	return parseToken(accessTokenPrefix, token)
+}
+
+func newToken(prefix string) (token, lookupID string, hash []byte) {
 	lookupID = randomBase62(lookupLen)
-	body := tokenPrefix + lookupID + "_" + randomBase62(secretLen)
+	body := prefix + lookupID + "_" + randomBase62(secretLen)
 	token = body + checksum(body)
 	h := HashToken(token)
 	return token, lookupID, h[:]
 }
 
-// ParseToken checks the shape and checksum of token and returns its lookup id. It does no
-// I/O and takes the same time for every malformed token of a given length.
-func ParseToken(token string) (lookupID string, ok bool) {
-	if len(token) != TokenLength || !strings.HasPrefix(token, tokenPrefix) {
+func parseToken(prefix, token string) (lookupID string, ok bool) {
+	if len(token) != len(prefix)+lookupLen+1+secretLen+checksumLen || !strings.HasPrefix(token, prefix) {
 		return "", false
 	}
 	body, sum := token[:len(token)-checksumLen], token[len(token)-checksumLen:]
-	if body[len(tokenPrefix)+lookupLen] != '_' {
+	if body[len(prefix)+lookupLen] != '_' {
 		return "", false
 	}
-	for i := len(tokenPrefix); i < len(token); i++ {
-		if i != len(tokenPrefix)+lookupLen && !isBase62[token[i]] {
+	for i := len(prefix); i < len(token); i++ {
+		if i != len(prefix)+lookupLen && !isBase62[token[i]] {
 			return "", false
 		}
 	}
@@ -101,7 +122,7 @@ func ParseToken(token string) (lookupID string, ok bool) {
 	if subtle.ConstantTimeCompare(want[:], []byte(sum)) != 1 {
 		return "", false
 	}
-	return token[len(tokenPrefix) : len(tokenPrefix)+lookupLen], true
+	return token[len(prefix) : len(prefix)+lookupLen], true
 }
 
 // HashToken returns the SHA-256 of a token. A fast hash is right here: tokens carry ≥128 bits

@@ -68,7 +68,7 @@ func BackupTables() []BackupTable {
 		// never stored.
 		byID("seal_data_keys", text("id"), text("master_key_id"), bytes("wrapped"), at("created_at"), optAt("retired_at")),
 
-		byID("organizations", text("id"), text("name"), at("created_at")),
+		byID("organizations", text("id"), text("name"), at("created_at"), integer("require_mfa")),
 		byID("projects", text("id"), text("organization_id"), text("name"), at("created_at"), integer("revision")),
 		byID("features", text("id"), text("project_id"), text("name"), text("description")),
 		byID("actions", text("id"), text("project_id"), text("feature_id"), text("name")),
@@ -90,6 +90,51 @@ func BackupTables() []BackupTable {
 				at("created_at")},
 			OrderBy: []string{"project_id", "revision", "seq"}, // the primary key
 		},
+
+		// Identity (migration 0003). Tokens and codes are hashes, TOTP seeds and outbox
+		// payloads sealed values: a backup holds no usable secret.
+		byID("accounts", text("id"), text("email"), text("name"), text("password_hash"), optAt("email_verified_at"),
+			text("totp_secret"), text("totp_pending"), optAt("totp_enabled_at"), integer("totp_last_step"),
+			at("created_at"), at("updated_at")),
+		{
+			Name:    "recovery_codes",
+			Columns: []BackupColumn{text("account_id"), bytes("code_hash"), at("created_at"), optAt("used_at")},
+			OrderBy: []string{"account_id", "code_hash"}, // the primary key
+		},
+		byID("email_tokens", text("id"), text("account_id"), text("purpose"), bytes("token_hash"), text("email"),
+			at("created_at"), at("expires_at"), optAt("used_at")),
+		byID("sessions", text("id"), text("account_id"), bytes("token_hash"), integer("mfa"), integer("pending_mfa"),
+			at("created_at"), at("last_seen_at"), at("expires_at"), text("ip"), text("user_agent"), optAt("revoked_at")),
+		byID("access_tokens", text("id"), text("account_id"), text("name"), text("lookup_id"), bytes("hash"), text("scopes"),
+			at("expires_at"), at("created_at"), optAt("last_used_at"), optAt("revoked_at")),
+		{
+			Name: "memberships",
+			Columns: []BackupColumn{text("organization_id"), text("account_id"), text("role"), at("created_at"),
+				at("updated_at")},
+			OrderBy: []string{"organization_id", "account_id"}, // the primary key
+		},
+		byID("invitations", text("id"), text("organization_id"), text("email"), text("role"), bytes("token_hash"),
+			text("invited_by"), at("created_at"), at("expires_at"), optAt("accepted_at"), text("accepted_by"), optAt("revoked_at")),
+		{
+			Name:    "operators",
+			Columns: []BackupColumn{text("account_id"), text("role"), at("granted_at"), text("granted_by")},
+			OrderBy: []string{"account_id"},
+		},
+		{
+			Name:    "auth_throttles",
+			Columns: []BackupColumn{text("key"), integer("failures"), at("last_failure_at"), optAt("locked_until")},
+			OrderBy: []string{"key"},
+		},
+		byID("mail_outbox", text("id"), text("to_address"), text("template"), text("payload"), text("status"),
+			integer("attempts"), at("next_attempt_at"), text("last_error"), text("provider_id"), at("created_at"), optAt("sent_at")),
+		{
+			Name:    "audit_chains",
+			Columns: []BackupColumn{text("chain"), integer("last_seq"), bytes("last_hash")},
+			OrderBy: []string{"chain"},
+		},
+		byID("audit_log", text("id"), text("chain"), integer("seq"), at("at"), text("actor_type"), text("actor_id"),
+			text("organization_id"), text("account_id"), text("action"), text("target"), text("ip"), text("user_agent"),
+			text("data"), bytes("prev_hash"), bytes("hash")),
 	}
 }
 

@@ -6,11 +6,14 @@ import (
 	"time"
 )
 
-// Organization is a customer account: it owns projects (and later members and billing).
+// Organization is a customer account: it owns projects and has members (and later billing).
 type Organization struct {
 	ID        string    `json:"id"` // UUID
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// RequireMFA makes two-factor authentication mandatory for every member's console
+	// access to the organization.
+	RequireMFA bool `json:"require_mfa"`
 }
 
 // Project is one application being protected. Its configuration, subjects, grants and API keys

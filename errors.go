@@ -3,6 +3,7 @@ package thauth
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrorCode is the stable, machine-readable kind of an Error. The HTTP layer maps each code to
@@ -36,7 +37,10 @@ type Error struct {
 	Code     ErrorCode
 	Message  string
 	Problems []Problem // for EInvalid documents: every problem found
-	Err      error
+	// RetryAfter, for ERateLimited and EUnavailable, says when a retry may succeed (the
+	// HTTP layer sends it as Retry-After); 0 means unknown.
+	RetryAfter time.Duration
+	Err        error
 }
 
 func (e *Error) Error() string {

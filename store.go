@@ -130,6 +130,7 @@ type Data interface {
 	SubjectStore
 	APIKeyStore
 	ChangeStore
+	IdentityData
 }
 
 // Store is a storage engine (SQLite, PostgreSQL). Implementations are safe for concurrent use.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/thauth/thauth"
 )
@@ -97,6 +99,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("request_id", requestID(r)), slog.String("route", r.Pattern), slog.Any("err", err))
 	case code == thauth.ERateLimited:
 		w.Header()["Retry-After"] = hdrRetry
+		if te != nil && te.RetryAfter > 0 {
+			w.Header()["Retry-After"] = []string{strconv.FormatInt(int64((te.RetryAfter+time.Second-1)/time.Second), 10)}
+		}
 	case code == thauth.ETooLarge:
 		// The rest of the body is not read; do not let the connection be reused for it.
 		w.Header()["Connection"] = hdrClose
