@@ -18,6 +18,7 @@ package manage
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,14 +32,64 @@ type Syncer interface {
 	Sync(ctx context.Context, projectID string) (int64, error)
 }
 
-// Options configures a Service. The zero value is usable.
+// Options configures a Service. The zero value is usable for project management; the
+// console (accounts, sessions, organizations) needs Sealer, TOTP and Decide.
 type Options struct {
 	// Now is the clock; it defaults to time.Now.
 	Now func() time.Time
 	// Logger receives operational messages; it defaults to discarding them. Tokens and
 	// request bodies are never logged.
 	Logger *slog.Logger
+
+	// Sealer encrypts the secrets the console must read back (TOTP seeds, outbox payloads).
+	// Without it, operations that store such secrets fail with EUnavailable.
+	Sealer Sealer
+	// TOTP generates and checks second-factor codes (internal/totp).
+	TOTP TOTP
+	// Decide answers the console's authorization questions from the decision engine
+	// (checks against thauth.SystemProjectID). Without it every console permission is
+	// denied with reason "error" (fail closed).
+	Decide Decider
+	// Passwords are the argon2id parameters for new hashes; the zero value means
+	// DefaultPasswordParams. Stored hashes with other parameters are upgraded on sign-in.
+	Passwords PasswordParams
+	// SessionIdleTimeout ends a session not used for this long; 0 means
+	// DefaultSessionIdleTimeout.
+	SessionIdleTimeout time.Duration
+	// SessionLifetime ends a session this long after sign-in, used or not; 0 means
+	// DefaultSessionLifetime.
+	SessionLifetime time.Duration
+	// PublicURL is the base of the links sent by email (for example
+	// "https://thauth.example.com"); "" means "http://127.0.0.1:8080".
+	PublicURL string
+	// KeepMailPayload keeps outbox payloads after sending (the development mailer shows
+	// them); otherwise they are erased once sent.
+	KeepMailPayload bool
+	// MailQueued is called after a transaction that queued mail commits, to wake the
+	// outbox worker; nil means the worker finds it on its next poll.
+	MailQueued func()
 }
+
+// Sealer encrypts and decrypts stored secrets, bound to a purpose and a row id.
+// *seal.Sealer implements it.
+type Sealer interface {
+	Seal(purpose, rowID string, plaintext []byte) (string, error)
+	Open(ctx context.Context, purpose, rowID, sealed string) ([]byte, error)
+}
+
+// TOTP generates and checks RFC 6238 codes. internal/totp implements it.
+type TOTP interface {
+	// Generate returns a new secret for the account, its otpauth:// URI and a QR code of
+	// the URI as PNG.
+	Generate(accountEmail string) (secret, uri string, png []byte, err error)
+	// Validate checks code against secret at now (allowing one step of clock skew either
+	// way) and returns the time step it matched.
+	Validate(secret, code string, now time.Time) (step int64, ok bool)
+}
+
+// Decider answers a check against a project's current snapshot; a missing snapshot or any
+// failure must answer thauth.ErrorDecision.
+type Decider func(projectID string, req *thauth.CheckRequest, now time.Time) thauth.Decision
 
 // Service performs management operations on a store. It is safe for concurrent use; writes
 // to the same project are serialized by the store's transactions.
@@ -47,6 +98,7 @@ type Service struct {
 	syncer Syncer
 	now    func() time.Time
 	log    *slog.Logger
+	opts   Options // the console options, defaults applied
 }
 
 // New returns a Service writing to store and notifying sync after every committed write.
@@ -60,6 +112,20 @@ func New(store thauth.Store, sync Syncer, o Options) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if o.Passwords == (PasswordParams{}) {
+		o.Passwords = DefaultPasswordParams
+	}
+	if o.SessionIdleTimeout <= 0 {
+		o.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if o.SessionLifetime <= 0 {
+		o.SessionLifetime = DefaultSessionLifetime
+	}
+	if o.PublicURL == "" {
+		o.PublicURL = "http://127.0.0.1:8080"
+	}
+	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
+	s.opts = o
 	return s
 }
 
