@@ -181,3 +181,27 @@ type IdentityData interface {
 	OutboxStore
 	AuditStore
 }
+
+// SealedColumn is a stored column holding sealed values (internal/seal): each non-empty
+// value was sealed with Purpose and the row's IDColumn value as row id.
+type SealedColumn struct {
+	Table, IDColumn, Column, Purpose string
+}
+
+// SealedColumns lists every column holding sealed values. `thauth keys rotate` re-seals all
+// of them; a migration adding a sealed column must add it here (a test checks the purposes
+// used by internal/manage against this list).
+var SealedColumns = []SealedColumn{
+	{Table: "accounts", IDColumn: "id", Column: "totp_secret", Purpose: "totp"},
+	{Table: "accounts", IDColumn: "id", Column: "totp_pending", Purpose: "totp"},
+	{Table: "mail_outbox", IDColumn: "id", Column: "payload", Purpose: "mail"},
+}
+
+// Resealer is a store whose sealed columns can be rewritten in place (key rotation).
+type Resealer interface {
+	// ResealColumn calls fn for every non-empty value of column c and, when fn returns
+	// changed, writes the new value back — only if the stored value is still the one fn was
+	// given (a concurrent writer wins; the next rotation catches its value). Rows are read in
+	// batches; memory does not grow with the table. An error from fn stops the walk.
+	ResealColumn(ctx context.Context, c SealedColumn, fn func(rowID, sealed string) (next string, changed bool, err error)) error
+}

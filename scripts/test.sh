@@ -24,5 +24,13 @@ trap 'scripts/pg.sh stop "$THAUTH_TEST_PG_DIR"' EXIT
 export THAUTH_REQUIRE_POSTGRES=1
 echo "started on ${THAUTH_TEST_DATABASE_URL%%/thauth_test*}"
 
+echo "== Redis"
+# The shared rate limits are tested against a real redis-server (installed here when missing).
+if ! scripts/redis.sh ensure >/dev/null; then
+	echo "make test needs redis-server: it could not be installed" >&2
+	exit 1
+fi
+export THAUTH_REQUIRE_REDIS=1
+
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...

@@ -59,6 +59,7 @@ func commands() []command {
 		{"check", "ask whether a subject may perform an action", runCheck},
 		{"keys", "API keys (create, list, revoke); master keys (generate, rotate)", runKeys},
 		{"dev-cert", "create a local CA and a certificate for trying HTTPS", runDevCert},
+		{"operator", "grant, revoke and list operator roles (installation staff)", runOperator},
 		{"backup", "write an encrypted backup; verify one; create a backup key pair", runBackup},
 		{"restore", "restore an encrypted backup into an empty store", runRestore},
 		{"version", "print the version", runVersion},

@@ -183,11 +183,26 @@ a master key that is not in the list.`, e)
 	return exitOK
 }
 
-// resealAll passes every sealed value stored in the database through reseal and writes back
-// those that changed. No table holds sealed values yet: the first ones (TOTP seeds, webhook
-// signing secrets, provider credentials) arrive with later issues, and each adds its column
-// here, so that `thauth keys rotate` keeps covering every sealed value.
-func resealAll(_ context.Context, _ thauth.Store, _ seal.Resealer) error {
+// resealAll passes every sealed value stored in the database (thauth.SealedColumns: TOTP
+// seeds, outbox payloads) through reseal and writes back those that changed, so that
+// `thauth keys rotate` leaves no value under a retired data key.
+func resealAll(ctx context.Context, store thauth.Store, reseal seal.Resealer) error {
+	rs, ok := store.(thauth.Resealer)
+	if !ok {
+		return fmt.Errorf("this store cannot re-seal values")
+	}
+	for _, c := range thauth.SealedColumns {
+		err := rs.ResealColumn(ctx, c, func(rowID, sealed string) (string, bool, error) {
+			next, err := reseal(c.Purpose, rowID, sealed)
+			if err != nil {
+				return "", false, fmt.Errorf("%s.%s of row %s: %w", c.Table, c.Column, rowID, err)
+			}
+			return next, next != sealed, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

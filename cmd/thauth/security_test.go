@@ -150,7 +150,7 @@ func TestServeTLS(t *testing.T) {
 		t.Errorf("serve exit %d", code)
 	}
 	logs := srv.logs.String()
-	for _, want := range []string{"scheme=https", "secret storage is disabled until a master key is configured", "reloaded the TLS certificate"} {
+	for _, want := range []string{"scheme=https", "development mode: secrets are sealed under a master key stored in the data directory", "reloaded the TLS certificate"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q:\n%s", want, logs)
 		}
@@ -234,7 +234,14 @@ func TestProductionRequiresMasterKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, map[string]string{"THAUTH_MASTER_KEY": key, "THAUTH_PRODUCTION": "1"}, "--addr", "127.0.0.1:0", "--data-dir", dir)
+	// Production also needs a real mailer and the public URL; without them, each is named.
+	_, errOut, code = cli(t, map[string]string{"THAUTH_MASTER_KEY": key}, "serve", "--production", "--addr", "127.0.0.1:0", "--data-dir", dir)
+	if code != exitUsage || !strings.Contains(errOut, "production mode needs a real mailer") || !strings.Contains(errOut, "--public-url") {
+		t.Errorf("production without mailer and public URL: exit %d, %s", code, errOut)
+	}
+	srv := startServer(t, map[string]string{"THAUTH_MASTER_KEY": key, "THAUTH_PRODUCTION": "1", "THAUTH_MAILER": "smtp",
+		"THAUTH_SMTP_ADDR": "127.0.0.1:2525", "THAUTH_MAIL_FROM": "Thauth <no-reply@example.com>",
+		"THAUTH_PUBLIC_URL": "https://thauth.example.com"}, "--addr", "127.0.0.1:0", "--data-dir", dir)
 	if srv.srv.Sealer() == nil {
 		t.Fatal("no sealer with a master key")
 	}

@@ -171,6 +171,44 @@ func serveSettings() []serveSetting {
 			usage: "longest `duration` shutdown waits for in-flight requests",
 			def:   func(c *serveConfig) string { return c.ShutdownTimeout.String() },
 			set:   duration(func(c *serveConfig) *time.Duration { return &c.ShutdownTimeout })},
+		{flag: "public-url", env: "THAUTH_PUBLIC_URL", field: "PublicURL",
+			usage: "`URL` people reach the console at; links in emails point to it (default: this node's address)",
+			def:   func(c *serveConfig) string { return c.PublicURL },
+			set:   func(c *serveConfig, v string) string { c.PublicURL = v; return "" }},
+		{flag: "session-idle-timeout", env: "THAUTH_SESSION_IDLE_TIMEOUT", field: "SessionIdleTimeout",
+			usage: "console sessions unused for this `duration` end",
+			def:   func(c *serveConfig) string { return c.SessionIdleTimeout.String() },
+			set:   duration(func(c *serveConfig) *time.Duration { return &c.SessionIdleTimeout })},
+		{flag: "session-lifetime", env: "THAUTH_SESSION_LIFETIME", field: "SessionLifetime",
+			usage: "console sessions end this `duration` after sign-in",
+			def:   func(c *serveConfig) string { return c.SessionLifetime.String() },
+			set:   duration(func(c *serveConfig) *time.Duration { return &c.SessionLifetime })},
+		{flag: "mailer", env: "THAUTH_MAILER", field: "Mail.Mailer",
+			usage: "how email is sent: dev (log it; the default), resend (THAUTH_RESEND_API_KEY) or smtp",
+			def:   func(c *serveConfig) string { return c.Mail.Mailer },
+			set: func(c *serveConfig, v string) string {
+				if v != "dev" && v != "resend" && v != "smtp" {
+					return fmt.Sprintf("%q is not a mailer (dev, resend or smtp)", v)
+				}
+				c.Mail.Mailer = v
+				return ""
+			}},
+		{flag: "mail-from", env: "THAUTH_MAIL_FROM", field: "Mail.From",
+			usage: "sender `address` of email, for example \"Thauth <no-reply@example.com>\"",
+			def:   func(c *serveConfig) string { return c.Mail.From },
+			set:   func(c *serveConfig, v string) string { c.Mail.From = v; return "" }},
+		{flag: "resend-base-url", env: "THAUTH_RESEND_BASE_URL",
+			usage: "base `URL` of Resend's API (default https://api.resend.com)",
+			def:   func(c *serveConfig) string { return c.Mail.ResendBaseURL },
+			set:   func(c *serveConfig, v string) string { c.Mail.ResendBaseURL = v; return "" }},
+		{flag: "smtp-addr", env: "THAUTH_SMTP_ADDR", field: "Mail.SMTPAddr",
+			usage: "SMTP server `host:port` (STARTTLS required; implicit TLS on port 465); the password comes from\nTHAUTH_SMTP_PASSWORD",
+			def:   func(c *serveConfig) string { return c.Mail.SMTPAddr },
+			set:   func(c *serveConfig, v string) string { c.Mail.SMTPAddr = v; return "" }},
+		{flag: "smtp-username", env: "THAUTH_SMTP_USERNAME", field: "Mail.SMTPUsername",
+			usage: "SMTP user `name`",
+			def:   func(c *serveConfig) string { return c.Mail.SMTPUsername },
+			set:   func(c *serveConfig, v string) string { c.Mail.SMTPUsername = v; return "" }},
 	}
 }
 
@@ -205,10 +243,20 @@ func loadServeConfig(fs *flagSet, settings []serveSetting) (serveConfig, []strin
 		problems = append(problems, problem)
 	}
 	cfg.MasterKeys, cfg.Warnings = keys, warnings
+	// Mail provider secrets come from the environment only: flags show in process listings.
+	cfg.Mail.ResendAPIKey = fs.e.getenv("THAUTH_RESEND_API_KEY")
+	cfg.Mail.SMTPPassword = fs.e.getenv("THAUTH_SMTP_PASSWORD")
+	// The mail settings' problems name their flag, or the variable of an environment-only
+	// secret.
+	byField["Mail.Mailer"], byField["Mail.From"] = "mailer", "mail-from"
+	byField["Mail.SMTPAddr"], byField["Mail.SMTPUsername"] = "smtp-addr", "smtp-username"
+	envOnly := map[string]string{"Mail.ResendAPIKey": "THAUTH_RESEND_API_KEY", "Mail.SMTPPassword": "THAUTH_SMTP_PASSWORD"}
 	for _, p := range cfg.Validate() {
 		src := p.Field
 		if f, ok := byField[p.Field]; ok {
 			src = fs.source(f)
+		} else if v, ok := envOnly[p.Field]; ok {
+			src = v
 		}
 		problems = append(problems, src+": "+p.Message)
 	}

@@ -49,6 +49,16 @@ type Deps struct {
 	// these deadlines move their own write deadline past them, so the http.Server's shorter
 	// WriteTimeout does not cut their answer.
 	DocumentTimeout time.Duration
+	// SecureCookies says that the server is reached over TLS: the console's session cookie
+	// is then "__Host-thauth_session" with the Secure attribute. Without it (plain-HTTP
+	// development) the cookie is "thauth_session" and not Secure.
+	SecureCookies bool
+	// DevOutbox lists the newest messages of the development mailer's outbox (at most
+	// limit), for GET /api/v1/dev/outbox; nil (any real mailer) makes that route 404. The
+	// messages hold live single-use links (verification, password reset, invitations) of
+	// every account, and the route asks for no credential: set it only for a development
+	// installation.
+	DevOutbox func(ctx context.Context, limit int) ([]DevMessage, error)
 }
 
 // Defaults of Deps.
@@ -71,8 +81,13 @@ type server struct {
 	freshWait time.Duration // see Deps.FreshnessWait
 	writeWait time.Duration // see Deps.WriteTimeout
 	docWait   time.Duration // see Deps.DocumentTimeout
-	bufs      sync.Pool     // *[]byte, for request and response bodies
-	reqs      sync.Pool     // *thauth.CheckRequest: passed by pointer, it would escape per request
+
+	secureCookies bool                                                       // see Deps.SecureCookies
+	devOutboxFn   func(ctx context.Context, limit int) ([]DevMessage, error) // see Deps.DevOutbox
+	cop           *http.CrossOriginProtection                                // the console stack's
+
+	bufs sync.Pool // *[]byte, for request and response bodies
+	reqs sync.Pool // *thauth.CheckRequest: passed by pointer, it would escape per request
 
 	// The two engine calls of the decision path, as fields so that tests can make them
 	// fail (the real engine cannot be made to): the fail-closed paths must be tested too.
@@ -98,6 +113,9 @@ func New(d Deps) http.Handler {
 		freshWait: cmpOr(d.FreshnessWait, DefaultFreshnessWait),
 		writeWait: cmpOr(d.WriteTimeout, DefaultWriteTimeout),
 		docWait:   cmpOr(d.DocumentTimeout, DefaultDocumentTimeout),
+
+		secureCookies: d.SecureCookies,
+		devOutboxFn:   d.DevOutbox,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -109,6 +127,7 @@ func New(d Deps) http.Handler {
 	s.evaluate = (*engine.Snapshot).Check
 	s.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	s.reqs.New = func() any { return new(thauth.CheckRequest) }
+	s.cop = s.newCrossOrigin()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)
 	}

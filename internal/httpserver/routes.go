@@ -18,8 +18,13 @@ type route struct {
 // routes lists every route. Each group has its own middleware stack on top of the shared
 // outer layer (request id, recovery, access log; see ServeHTTP):
 //   - machine API (/v1, /api/v1): API headers, bearer key with a scope, JSON bodies;
-//   - the browser dashboard will get its own stack (session cookie, CSRF, strict CSP) as a
-//     third group here.
+//   - console API (/api/v1/auth, /account, /orgs, ...; console.go): console headers,
+//     cross-origin protection, session cookie with CSRF or personal access token, JSON
+//     errors for every status;
+//   - the project routes of the management API take either: an API key goes through the
+//     machine stack exactly as before, an account's credential through the console stack
+//     and the console's authorization (projectRoute);
+//   - the browser dashboard will get its own stack (strict CSP) as a further group here.
 func (s *server) routes() []route {
 	// Machine API: bearer key + JSON.
 	api := func(scope string, h keyHandler) http.Handler {
@@ -34,6 +39,15 @@ func (s *server) routes() []route {
 	write := func(h http.Handler) http.Handler { return withTimeout(s.writeWait, h) }
 	document := func(h http.Handler) http.Handler { return withTimeout(s.docWait, h) }
 	probe := func(h http.HandlerFunc) http.Handler { return apiHeaders(h) }
+	// Console: public routes (no credential), and routes of a signed-in account.
+	public := s.consolePublic
+	signedIn := func(h consoleHandler) http.Handler { return s.consoleAuth(0, h) }
+	session := func(h consoleHandler) http.Handler { return s.consoleAuth(sessionOnly, h) }
+	org := func(h consoleHandler) http.Handler { return s.consoleAuth(needsEngine, h) }
+	// Project routes: an API key (admin, own project) or an account allowed feature:action.
+	project := func(feature, action string, h keyHandler) http.Handler {
+		return s.projectRoute(feature, action, manage(h), h)
+	}
 
 	return []route{
 		// Probes (no authentication).
@@ -46,12 +60,61 @@ func (s *server) routes() []route {
 		{"POST", "/v1/check/batch", api(thauth.ScopeDecisionsRead, s.checkBatch)},
 		{"POST", "/v1/subjects/upsert", write(api(thauth.ScopeSubjectsWrite, s.upsertSubject))},
 
-		// Management API (config-document.md, API keys).
-		{"GET", "/api/v1/projects", api(thauth.ScopeAdmin, s.listProjects)},
-		{"GET", "/api/v1/projects/{project}/config", document(manage(s.exportConfig))},
-		{"PUT", "/api/v1/projects/{project}/config", document(manage(s.applyConfig))},
-		{"POST", "/api/v1/projects/{project}/keys", write(manage(s.createKey))},
-		{"GET", "/api/v1/projects/{project}/keys", write(manage(s.listKeys))},
-		{"DELETE", "/api/v1/projects/{project}/keys/{id}", write(manage(s.revokeKey))},
+		// Management API (config-document.md, API keys), for API keys and accounts.
+		{"GET", "/api/v1/projects", s.keyOrAccount(api(thauth.ScopeAdmin, s.listProjects), org(s.listAccountProjects))},
+		{"GET", "/api/v1/projects/{project}/config", document(project("config", "read", s.exportConfig))},
+		{"PUT", "/api/v1/projects/{project}/config", document(project("config", "write", s.applyConfig))},
+		{"POST", "/api/v1/projects/{project}/keys", write(project("keys", "create", s.createKey))},
+		{"GET", "/api/v1/projects/{project}/keys", write(project("keys", "read", s.listKeys))},
+		{"DELETE", "/api/v1/projects/{project}/keys/{id}", write(project("keys", "revoke", s.revokeKey))},
+
+		// Console: accounts and sign-in (account.go).
+		{"POST", "/api/v1/auth/signup", public(s.signUp)},
+		{"POST", "/api/v1/auth/verify-email", public(s.verifyEmail)},
+		{"POST", "/api/v1/auth/resend-verification", public(s.resendVerification)},
+		{"POST", "/api/v1/auth/signin", public(s.signIn)},
+		{"POST", "/api/v1/auth/signin/mfa", s.consoleAuth(allowPending|sessionOnly, s.signInMFA)},
+		{"POST", "/api/v1/auth/signout", s.consoleAuth(allowPending|sessionOnly, s.signOut)},
+		{"POST", "/api/v1/auth/password-reset", public(s.requestPasswordReset)},
+		{"POST", "/api/v1/auth/password-reset/confirm", public(s.resetPassword)},
+
+		// Console: the signed-in account (account.go).
+		{"GET", "/api/v1/account", signedIn(s.getAccount)},
+		{"PATCH", "/api/v1/account", signedIn(s.updateAccount)},
+		{"POST", "/api/v1/account/password", session(s.changePassword)},
+		{"POST", "/api/v1/account/email", signedIn(s.changeEmail)},
+		{"GET", "/api/v1/account/sessions", signedIn(s.listSessions)},
+		{"DELETE", "/api/v1/account/sessions/{id}", signedIn(s.revokeSession)},
+		{"POST", "/api/v1/account/sessions/revoke-all", signedIn(s.revokeAllSessions)},
+		{"GET", "/api/v1/account/activity", signedIn(s.accountActivity)},
+		{"POST", "/api/v1/account/mfa/totp", session(s.enrollTOTP)},
+		{"POST", "/api/v1/account/mfa/totp/confirm", session(s.confirmTOTP)},
+		{"POST", "/api/v1/account/mfa/totp/disable", session(s.disableTOTP)},
+		{"POST", "/api/v1/account/mfa/recovery-codes", session(s.regenerateRecoveryCodes)},
+		{"POST", "/api/v1/account/tokens", session(s.createAccessToken)},
+		{"GET", "/api/v1/account/tokens", signedIn(s.listAccessTokens)},
+		{"DELETE", "/api/v1/account/tokens/{id}", signedIn(s.revokeAccessToken)},
+
+		// Console: organizations (orgs.go).
+		{"POST", "/api/v1/orgs", org(s.createOrganization)},
+		{"GET", "/api/v1/orgs", org(s.listOrganizations)},
+		{"GET", "/api/v1/orgs/{org}", org(s.getOrganization)},
+		{"PATCH", "/api/v1/orgs/{org}", org(s.updateOrganization)},
+		{"GET", "/api/v1/orgs/{org}/members", org(s.listMembers)},
+		{"PATCH", "/api/v1/orgs/{org}/members/{account}", org(s.changeMemberRole)},
+		{"DELETE", "/api/v1/orgs/{org}/members/{account}", org(s.removeMember)},
+		{"POST", "/api/v1/orgs/{org}/transfer-ownership", org(s.transferOwnership)},
+		{"POST", "/api/v1/orgs/{org}/invitations", org(s.invite)},
+		{"GET", "/api/v1/orgs/{org}/invitations", org(s.listInvitations)},
+		{"DELETE", "/api/v1/orgs/{org}/invitations/{id}", org(s.revokeInvitation)},
+		{"POST", "/api/v1/invitations/accept", org(s.acceptInvitation)},
+		{"POST", "/api/v1/orgs/{org}/projects", org(s.createProject)},
+		{"GET", "/api/v1/orgs/{org}/projects", org(s.listOrgProjects)},
+
+		// Console: installation operators (operator.go).
+		{"GET", "/api/v1/operator/organizations", org(s.operatorOrganizations)},
+
+		// Development outbox (devoutbox.go): 404 unless the development mailer is on.
+		{"GET", "/api/v1/dev/outbox", public(s.devOutbox)},
 	}
 }

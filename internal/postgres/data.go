@@ -109,8 +109,12 @@ func utcPtr(t *time.Time) *time.Time {
 
 func (d *data) CreateOrganization(ctx context.Context, org *thauth.Organization) error {
 	org.CreatedAt = normTime(org.CreatedAt)
-	_, err := d.q.Exec(ctx, `INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)`,
-		org.ID, org.Name, org.CreatedAt)
+	mfa := 0
+	if org.RequireMFA {
+		mfa = 1
+	}
+	_, err := d.q.Exec(ctx, `INSERT INTO organizations (id, name, created_at, require_mfa) VALUES ($1, $2, $3, $4)`,
+		org.ID, org.Name, org.CreatedAt, mfa)
 	if isUniqueViolation(err) {
 		return thauth.Errorf(thauth.EConflict, "organization %s already exists", org.ID)
 	}
@@ -119,11 +123,13 @@ func (d *data) CreateOrganization(ctx context.Context, org *thauth.Organization)
 
 func (d *data) GetOrganization(ctx context.Context, orgID string) (*thauth.Organization, error) {
 	o := thauth.Organization{ID: orgID}
-	err := d.q.QueryRow(ctx, `SELECT name, created_at FROM organizations WHERE id = $1`, orgID).Scan(&o.Name, &o.CreatedAt)
+	var mfa int32
+	err := d.q.QueryRow(ctx, `SELECT name, created_at, require_mfa FROM organizations WHERE id = $1`, orgID).
+		Scan(&o.Name, &o.CreatedAt, &mfa)
 	if err != nil {
 		return nil, notFound(err, "organization")
 	}
-	o.CreatedAt = o.CreatedAt.UTC()
+	o.CreatedAt, o.RequireMFA = o.CreatedAt.UTC(), mfa != 0
 	return &o, nil
 }
 

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +15,17 @@ import (
 	"github.com/thauth/thauth/internal/storetest"
 )
 
-// dataTables are every table of the schema but schema_migrations.
-const dataTables = "organizations, projects, features, actions, roles, permissions, subjects, assignments, overrides, api_keys, changes"
+// dataTables are every table of the schema but schema_migrations (and the installation's
+// data keys), from thauth.BackupTables so that new tables are emptied too.
+var dataTables = func() string {
+	var names []string
+	for _, t := range thauth.BackupTables() {
+		if t.Name != "seal_data_keys" {
+			names = append(names, t.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}()
 
 // TestConformance runs the storage conformance suite. The suite opens a store per subtest:
 // they share one migrated database, emptied before each, which is much faster than a

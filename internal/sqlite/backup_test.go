@@ -69,7 +69,7 @@ func TestBackupTablesMatchSchema(t *testing.T) {
 				return err
 			}
 			class := map[string]string{"TEXT": "text", "BLOB": "bytes", "BIGINT": "int", "INTEGER": "int"}[typ]
-			if typ == "INTEGER" && (strings.HasSuffix(col, "_at") || strings.HasPrefix(col, "valid_")) {
+			if typ == "INTEGER" && (strings.HasSuffix(col, "_at") || strings.HasPrefix(col, "valid_") || col == "at" || strings.HasSuffix(col, "_until")) {
 				class = "time"
 			}
 			c := thauth.BackupColumn{Name: col, Type: thauth.ColumnType(class), Nullable: !notnull}

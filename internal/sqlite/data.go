@@ -115,8 +115,8 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 
 func (d *data) CreateOrganization(ctx context.Context, org *thauth.Organization) error {
 	org.CreatedAt = normTime(org.CreatedAt)
-	_, err := d.exec(ctx, `INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)`,
-		org.ID, org.Name, micros(org.CreatedAt))
+	_, err := d.exec(ctx, `INSERT INTO organizations (id, name, created_at, require_mfa) VALUES (?, ?, ?, ?)`,
+		org.ID, org.Name, micros(org.CreatedAt), boolInt(org.RequireMFA))
 	if isUniqueViolation(err) {
 		return thauth.Errorf(thauth.EConflict, "organization %s already exists", org.ID)
 	}
@@ -125,12 +125,13 @@ func (d *data) CreateOrganization(ctx context.Context, org *thauth.Organization)
 
 func (d *data) GetOrganization(ctx context.Context, orgID string) (*thauth.Organization, error) {
 	o := thauth.Organization{ID: orgID}
-	var created int64
-	err := d.queryRow(ctx, `SELECT name, created_at FROM organizations WHERE id = ?`, []any{orgID}, &o.Name, &created)
+	var created, mfa int64
+	err := d.queryRow(ctx, `SELECT name, created_at, require_mfa FROM organizations WHERE id = ?`, []any{orgID},
+		&o.Name, &created, &mfa)
 	if err != nil {
 		return nil, notFound(err, "organization")
 	}
-	o.CreatedAt = fromMicros(created)
+	o.CreatedAt, o.RequireMFA = fromMicros(created), mfa != 0
 	return &o, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -102,7 +104,8 @@ type Populated struct {
 // backslashes, newlines and non-ASCII, ids whose byte order differs from their alphabetical
 // order, times before 1970 and in year 9999, NULL and non-NULL optional times, revoked,
 // expired and used API keys, revisions of several changes, a project without
-// configuration, an organization without projects, and retired and active data keys.
+// configuration, an organization without projects or members (internal/backup's tests remove
+// its row: nothing may refer to it), and retired and active data keys.
 func Populate(t testing.TB, s BackupStore) *Populated {
 	t.Helper()
 	ctx := context.Background()
@@ -226,7 +229,115 @@ func Populate(t testing.TB, s BackupStore) *Populated {
 	}
 	_, err = s.AppendChanges(ctx, empty.ID, []thauth.Change{{Kind: thauth.ChangeProject}}, at(-69*time.Hour))
 	ok(err)
+	populateIdentity(t, s, &org, &lonely)
 	return p
+}
+
+// populateIdentity fills every identity table (migration 0003) with rows that have both
+// NULL and non-NULL optional columns, booleans both ways and sealed-looking text.
+func populateIdentity(t testing.TB, s BackupStore, org, lonely *thauth.Organization) {
+	t.Helper()
+	ctx := context.Background()
+	ok := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	org.RequireMFA = true
+	ok(s.UpdateOrganization(ctx, org))
+
+	old := time.Date(1969, 7, 20, 20, 17, 40, 123456000, time.UTC)
+	ada := thauth.Account{ID: newID(), Email: "ada@example.com", Name: "Ada \"Countess\" Lovelace\\ 🎉",
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", EmailVerifiedAt: ptr(at(-60 * time.Hour)),
+		TOTPSecret: "v1.dk_0002.c2VhbGVk", TOTPEnabledAt: ptr(at(-50 * time.Hour)), CreatedAt: old, UpdatedAt: at(-50 * time.Hour)}
+	bob := thauth.Account{ID: newID(), Email: "bob@example.com", PasswordHash: "$argon2id$bob", TOTPPending: "v1.dk_0002.cGVuZGluZw",
+		CreatedAt: at(-40 * time.Hour), UpdatedAt: at(-40 * time.Hour)}
+	ok(s.CreateAccount(ctx, &ada))
+	ok(s.CreateAccount(ctx, &bob))
+	_, err := s.AdvanceTOTPStep(ctx, ada.ID, 59_000_123)
+	ok(err)
+
+	code := func(c string) []byte { h := sha256.Sum256([]byte(c)); return h[:] }
+	ok(s.ReplaceRecoveryCodes(ctx, ada.ID, [][]byte{code("r1"), code("r2"), {0}}, at(-50*time.Hour)))
+	_, err = s.UseRecoveryCode(ctx, ada.ID, code("r1"), at(-10*time.Hour))
+	ok(err)
+
+	for i, purpose := range []string{thauth.EmailTokenVerify, thauth.EmailTokenReset} {
+		tok := thauth.EmailToken{ID: newID(), AccountID: bob.ID, Purpose: purpose, TokenHash: code(fmt.Sprint("email", i)),
+			Email: bob.Email, CreatedAt: at(-time.Hour), ExpiresAt: at(time.Hour)}
+		ok(s.CreateEmailToken(ctx, &tok))
+	}
+	_, err = s.ConsumeEmailToken(ctx, thauth.EmailTokenVerify, code("email0"), at(-30*time.Minute))
+	ok(err)
+
+	for i, sess := range []thauth.Session{
+		{MFA: true, IP: "2001:db8::1", UserAgent: "Mozilla/5.0 \"quoted\" ünï"},
+		{PendingMFA: true, RevokedAt: ptr(at(-2 * time.Minute))},
+	} {
+		sess.ID, sess.AccountID, sess.TokenHash = newID(), ada.ID, code(fmt.Sprint("session", i))
+		sess.CreatedAt, sess.LastSeenAt, sess.ExpiresAt = at(-3*time.Hour), at(-time.Hour), at(21*time.Hour)
+		ok(s.CreateSession(ctx, &sess))
+	}
+
+	for i, tok := range []thauth.AccessToken{
+		{Name: "ci \"deploy\"", Scopes: []string{thauth.TokenScopeRead, thauth.TokenScopeWrite}, LastUsedAt: ptr(at(-time.Minute))},
+		{Name: "old", Scopes: []string{thauth.TokenScopeRead}, RevokedAt: ptr(at(-20 * time.Hour))},
+	} {
+		_, lookup, h := thauth.NewToken()
+		tok.ID, tok.AccountID, tok.LookupID, tok.Hash = newID(), ada.ID, lookup, h
+		tok.CreatedAt, tok.ExpiresAt = at(-time.Duration(30+i)*time.Hour), at(2000*time.Hour)
+		ok(s.CreateAccessToken(ctx, &tok))
+	}
+
+	for _, m := range []thauth.Membership{
+		{OrganizationID: org.ID, AccountID: ada.ID, Role: thauth.OrgRoleOwner, CreatedAt: at(-72 * time.Hour), UpdatedAt: at(-72 * time.Hour)},
+		{OrganizationID: org.ID, AccountID: bob.ID, Role: thauth.OrgRoleViewer, CreatedAt: at(-39 * time.Hour), UpdatedAt: at(-38 * time.Hour)},
+	} {
+		ok(s.PutMembership(ctx, &m))
+	}
+
+	for i, inv := range []thauth.Invitation{
+		{Email: "carol@example.com", Role: thauth.OrgRoleDeveloper},
+		{Email: bob.Email, Role: thauth.OrgRoleViewer, AcceptedAt: ptr(at(-39 * time.Hour)), AcceptedBy: bob.ID},
+		{Email: "dave@example.com", Role: thauth.OrgRoleAdmin, RevokedAt: ptr(at(-5 * time.Hour))},
+	} {
+		inv.ID, inv.TokenHash, inv.InvitedBy = newID(), code(fmt.Sprint("invitation", i)), ada.ID
+		inv.CreatedAt, inv.ExpiresAt = at(-time.Duration(45-i)*time.Hour), at(100*time.Hour)
+		ok(s.CreateInvitation(ctx, org.ID, &inv))
+	}
+
+	ok(s.PutOperator(ctx, &thauth.Operator{AccountID: ada.ID, Role: thauth.OperatorSuperadmin, GrantedAt: at(-49 * time.Hour), GrantedBy: "root"}))
+
+	_, err = s.RecordFailure(ctx, "ip:203.0.113.7", at(-time.Minute), at(-16*time.Minute))
+	ok(err)
+	_, err = s.RecordFailure(ctx, "email:"+hex.EncodeToString(code(bob.Email)), at(-time.Minute), at(-16*time.Minute))
+	ok(err)
+	ok(s.LockThrottle(ctx, "email:"+hex.EncodeToString(code(bob.Email)), at(14*time.Minute)))
+
+	mails := []thauth.OutboxMail{
+		{ID: newID(), To: bob.Email, Template: "verify_email", Payload: "v1.dk_0002.bWFpbA", Status: thauth.MailPending,
+			NextAttemptAt: at(time.Minute), CreatedAt: at(-time.Hour)},
+		{ID: newID(), To: ada.Email, Template: "new_sign_in", Payload: "v1.dk_0002.c2VudA", Status: thauth.MailPending,
+			NextAttemptAt: at(-2 * time.Hour), CreatedAt: at(-2 * time.Hour)},
+	}
+	for i := range mails {
+		ok(s.EnqueueMail(ctx, &mails[i]))
+	}
+	mails[1].Status, mails[1].Attempts, mails[1].Payload, mails[1].ProviderID = thauth.MailSent, 2, "", "re_123"
+	mails[1].LastError, mails[1].SentAt = "421 \"try later\"\n", ptr(at(-110*time.Minute))
+	ok(s.UpdateMail(ctx, &mails[1]))
+
+	for i, e := range []thauth.AuditEntry{
+		{ActorType: thauth.ActorAnonymous, AccountID: bob.ID, Action: "auth.signup", IP: "203.0.113.7", UserAgent: "curl/8"},
+		{ActorType: thauth.ActorAccount, ActorID: ada.ID, AccountID: ada.ID, Action: "auth.signin", Data: `{"mfa":"true","note":"ü\"q\""}`},
+		{Chain: org.ID, ActorType: thauth.ActorAccount, ActorID: ada.ID, OrganizationID: org.ID, Action: "org.created", Target: org.ID},
+		{Chain: org.ID, ActorType: thauth.ActorAccount, ActorID: ada.ID, OrganizationID: org.ID, AccountID: bob.ID, Action: "member.added"},
+		{Chain: lonely.ID, ActorType: thauth.ActorCLI, ActorID: "root", OrganizationID: lonely.ID, Action: "org.updated"},
+	} {
+		e.ID, e.At = newID(), at(-time.Duration(50-i)*time.Hour)
+		ok(s.AppendAudit(ctx, &e))
+	}
 }
 
 // RunBackup runs the conformance cases of ExportTables and ImportTables. open must return a
@@ -293,6 +404,18 @@ func RunBackup(t *testing.T, open func(t *testing.T) BackupStore) {
 		k := (want.Table("api_keys"))[0]
 		dup := thauth.APIKey{ID: newID(), Name: "dup", LookupID: k[3].(string), Hash: []byte{1}, Scopes: []string{thauth.ScopeAdmin}, CreatedAt: base}
 		wantCode(t, dst.CreateAPIKey(ctx, pid, &dup), thauth.EConflict)
+
+		// Identity rows read back alike, and the restored audit chains go on from their heads.
+		diff(t, "identity", identitySnapshot(t, src), identitySnapshot(t, dst))
+		var last thauth.AuditEntry
+		must(t, src.ScanAudit(ctx, "", func(e *thauth.AuditEntry) error { last = *e; return nil }))
+		next := thauth.AuditEntry{ID: newID(), At: base, ActorType: thauth.ActorSystem, Action: "auth.signin"}
+		must(t, dst.AppendAudit(ctx, &next))
+		if next.Seq != last.Seq+1 || !bytes.Equal(next.PrevHash, last.Hash) {
+			t.Errorf("append after restore: seq %d prev %x, want seq %d prev %x", next.Seq, next.PrevHash, last.Seq+1, last.Hash)
+		}
+		acct := thauth.Account{ID: newID(), Email: "ada@example.com", PasswordHash: "h", CreatedAt: base, UpdatedAt: base}
+		wantCode(t, dst.CreateAccount(ctx, &acct), thauth.EConflict)
 	})
 
 	t.Run("import refuses a store that is not empty", func(t *testing.T) {
@@ -436,6 +559,33 @@ func RunBackup(t *testing.T, open func(t *testing.T) BackupStore) {
 			t.Error("insert after the import ended succeeded")
 		}
 	})
+}
+
+// identityState is what the ordinary methods read of the identity rows Populate stores.
+type identityState struct {
+	Organizations []thauth.Organization
+	Operators     []thauth.Operator
+	Mail          []thauth.OutboxMail
+	Audit         map[string][]thauth.AuditEntry
+}
+
+func identitySnapshot(t *testing.T, s thauth.Store) identityState {
+	t.Helper()
+	ctx := context.Background()
+	st := identityState{Audit: map[string][]thauth.AuditEntry{}}
+	var err error
+	st.Organizations, err = s.ListOrganizations(ctx)
+	must(t, err)
+	st.Operators, err = s.ListOperators(ctx)
+	must(t, err)
+	st.Mail, err = s.ListMail(ctx, 100)
+	must(t, err)
+	chains, err := s.AuditChains(ctx)
+	must(t, err)
+	for _, c := range chains {
+		st.Audit[c] = scanChain(t, s, c)
+	}
+	return st
 }
 
 // Import restores d into s with ImportTables.

@@ -36,11 +36,13 @@ import (
 	"github.com/thauth/thauth"
 	"github.com/thauth/thauth/internal/engine"
 	"github.com/thauth/thauth/internal/httpserver"
+	"github.com/thauth/thauth/internal/mail"
 	"github.com/thauth/thauth/internal/manage"
 	"github.com/thauth/thauth/internal/postgres"
 	"github.com/thauth/thauth/internal/seal"
 	"github.com/thauth/thauth/internal/sqlite"
 	"github.com/thauth/thauth/internal/tlsconf"
+	"github.com/thauth/thauth/internal/totp"
 )
 
 // Config is everything a node needs. The zero value is not valid; start from Defaults.
@@ -132,8 +134,21 @@ type Config struct {
 	// storage disabled).
 	MasterKeys seal.MasterKeys
 	// Production requires MasterKeys: without one, Validate reports a problem, so the node
-	// never runs without the ability to store secrets. Default false (development).
+	// never runs without the ability to store secrets. It also requires a real mailer
+	// (Mail.Mailer "resend" or "smtp"). Default false (development).
 	Production bool
+
+	// PublicURL is the address people reach the console at, the base of the links sent by
+	// email (verification, password reset, invitations). Default "": the scheme and Addr of
+	// this node, which only suits a local installation.
+	PublicURL string
+	// SessionIdleTimeout ends a console session unused for this long; SessionLifetime ends
+	// it this long after sign-in. Defaults 2h and 24h (manage.DefaultSession*).
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
+	// Mail selects and configures the mailer (MailConfig). Default: the development outbox,
+	// which logs messages and shows them at GET /api/v1/dev/outbox.
+	Mail MailConfig
 }
 
 // TLS reports whether c serves HTTPS (certificate files or ACME).
@@ -166,6 +181,9 @@ func Defaults() Config {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		MaxHeaderBytes:        64 << 10,
+		SessionIdleTimeout:    manage.DefaultSessionIdleTimeout,
+		SessionLifetime:       manage.DefaultSessionLifetime,
+		Mail:                  MailConfig{Mailer: "dev"},
 	}
 }
 
@@ -220,6 +238,24 @@ func (c Config) Validate() []Problem {
 	if c.Production && c.MasterKeys.Len() == 0 {
 		add("Production", "production mode requires a master key to store secrets: set THAUTH_MASTER_KEY or "+
 			"--master-key-file (create one with 'thauth keys generate')")
+	}
+	positive("SessionIdleTimeout", c.SessionIdleTimeout, time.Minute, 30*24*time.Hour)
+	positive("SessionLifetime", c.SessionLifetime, 5*time.Minute, 90*24*time.Hour)
+	if c.SessionIdleTimeout > c.SessionLifetime {
+		add("SessionIdleTimeout", "must not be longer than the session lifetime (%v), got %v", c.SessionLifetime, c.SessionIdleTimeout)
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			add("PublicURL", "must be an absolute http(s) URL without query, fragment or credentials, for example https://thauth.example.com")
+		}
+	}
+	ps = append(ps, c.Mail.Validate()...)
+	if c.Production && (c.Mail.Mailer == "" || c.Mail.Mailer == "dev") {
+		add("Mail.Mailer", "production mode needs a real mailer: --mailer resend or --mailer smtp (the development outbox only logs mail)")
+	}
+	if c.Production && c.PublicURL == "" {
+		add("PublicURL", "production mode needs --public-url (THAUTH_PUBLIC_URL): the links sent by email point to it")
 	}
 	return ps
 }
@@ -346,6 +382,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		}
 	}()
 	var sealer *seal.Sealer
+	if cfg.MasterKeys.Len() == 0 && !cfg.Production && cfg.DatabaseURL == "" {
+		// Development on SQLite: the console needs secret storage (TOTP seeds, mail), so keep
+		// a master key beside the data, loudly. Production refuses to start without a real one.
+		cfg.MasterKeys, err = devMasterKey(cfg.DataDir, log)
+		if err != nil {
+			return nil, err
+		}
+	}
 	if cfg.MasterKeys.Len() > 0 {
 		ks, ok := store.(seal.KeyStore)
 		if !ok {
@@ -364,15 +408,50 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := eng.LoadAll(ctx); err != nil {
 		return nil, redact(fmt.Errorf("loading projects: %w", err), cfg.DatabaseURL)
 	}
-	mgr := manage.New(store, eng, manage.Options{Logger: log})
-	handler := httpserver.New(httpserver.Deps{
+	mailer, err := newMailer(cfg.Mail, log)
+	if err != nil {
+		return nil, err
+	}
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + cfg.Addr
+		if cfg.TLS() {
+			publicURL = "https://" + cfg.Addr
+		}
+	}
+	devMail := cfg.Mail.Mailer == "" || cfg.Mail.Mailer == "dev"
+	var worker *mail.Worker
+	mopts := manage.Options{
+		Logger:             log,
+		TOTP:               totp.New("Thauth"),
+		Decide:             engineDecider(eng),
+		SessionIdleTimeout: cfg.SessionIdleTimeout,
+		SessionLifetime:    cfg.SessionLifetime,
+		PublicURL:          publicURL,
+		KeepMailPayload:    devMail,
+	}
+	if sealer != nil {
+		mopts.Sealer = sealer
+		worker = mail.NewWorker(store, sealer, mailer, mail.WorkerOptions{From: cfg.Mail.From, Logger: log, KeepPayload: devMail})
+		mopts.MailQueued = worker.Wake
+	}
+	mgr := manage.New(store, eng, mopts)
+	if err := mgr.EnsureConsole(ctx); err != nil {
+		return nil, redact(fmt.Errorf("setting up the console's system project: %w", err), cfg.DatabaseURL)
+	}
+	deps := httpserver.Deps{
 		Engine:        eng,
 		Manage:        mgr,
 		Ping:          store.Ping,
 		Logger:        log,
 		Now:           time.Now,
 		FreshnessWait: cfg.FreshnessWait,
-	})
+		SecureCookies: cfg.TLS(),
+	}
+	if devMail && sealer != nil && !cfg.Production {
+		deps.DevOutbox = devOutbox(store, sealer)
+	}
+	handler := httpserver.New(deps)
 
 	var (
 		tlsCfg    *tls.Config
@@ -446,6 +525,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 				}
 			})
 		}()
+	}
+	if worker != nil {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); worker.Run(bgCtx) }()
 	}
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); eng.FollowWith(bgCtx, cfg.SyncInterval, wake) }()

@@ -24,7 +24,7 @@ func TestValidate(t *testing.T) {
 	for _, p := range c.Validate() {
 		fields = append(fields, p.Field)
 	}
-	want := []string{"Addr", "DataDir", "SyncInterval", "ShutdownTimeout", "MaxHeaderBytes"}
+	want := []string{"Addr", "DataDir", "SyncInterval", "ShutdownTimeout", "MaxHeaderBytes", "SessionIdleTimeout", "SessionLifetime"}
 	if d := cmp.Diff(want, fields); d != "" {
 		t.Errorf("problem fields (-want +got):\n%s", d)
 	}
