@@ -68,7 +68,8 @@ func BackupTables() []BackupTable {
 		// never stored.
 		byID("seal_data_keys", text("id"), text("master_key_id"), bytes("wrapped"), at("created_at"), optAt("retired_at")),
 
-		byID("organizations", text("id"), text("name"), at("created_at"), integer("require_mfa")),
+		byID("organizations", text("id"), text("name"), at("created_at"), integer("require_mfa"), optAt("suspended_at"),
+			text("suspended_reason")),
 		byID("projects", text("id"), text("organization_id"), text("name"), at("created_at"), integer("revision")),
 		byID("features", text("id"), text("project_id"), text("name"), text("description")),
 		byID("actions", text("id"), text("project_id"), text("feature_id"), text("name")),
@@ -135,6 +136,31 @@ func BackupTables() []BackupTable {
 		byID("audit_log", text("id"), text("chain"), integer("seq"), at("at"), text("actor_type"), text("actor_id"),
 			text("organization_id"), text("account_id"), text("action"), text("target"), text("ip"), text("user_agent"),
 			text("data"), bytes("prev_hash"), bytes("hash")),
+
+		// Protection (migration 0004). Webhook secrets are sealed values.
+		byID("decision_log", text("id"), text("project_id"), at("at"), text("key_id"), text("subject"), text("feature"),
+			text("action"), text("tenant"), text("resource"), integer("allowed"), text("reason"), integer("latency_us"),
+			integer("gap")),
+		byID("security_events", text("id"), text("organization_id"), text("project_id"), text("kind"), text("severity"),
+			at("at"), text("title"), text("evidence")),
+		byID("webhook_endpoints", text("id"), text("organization_id"), text("url"), text("description"), text("events"),
+			text("secret"), text("previous_secret"), optAt("previous_secret_expires_at"), optAt("disabled_at"),
+			text("disabled_reason"), at("created_at")),
+		byID("webhook_deliveries", text("id"), text("organization_id"), text("endpoint_id"), text("event_id"),
+			text("event_type"), bytes("payload"), text("status"), integer("attempts"), optAt("next_attempt_at"),
+			optAt("last_attempt_at"), integer("last_status_code"), text("last_error"), at("created_at"), optAt("delivered_at")),
+		{
+			Name: "webhook_attempts",
+			Columns: []BackupColumn{text("organization_id"), text("delivery_id"), integer("number"), at("at"),
+				integer("duration_ms"), integer("status_code"), text("error"), integer("retry_after_ms")},
+			OrderBy: []string{"delivery_id", "number"}, // the primary key
+		},
+		byID("incidents", text("id"), text("title"), text("status"), at("created_at"), text("created_by"), optAt("closed_at")),
+		{
+			Name:    "incident_events",
+			Columns: []BackupColumn{text("incident_id"), integer("seq"), at("at"), text("actor"), text("kind"), text("detail")},
+			OrderBy: []string{"incident_id", "seq"}, // the primary key
+		},
 	}
 }
 

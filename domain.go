@@ -14,6 +14,10 @@ type Organization struct {
 	// RequireMFA makes two-factor authentication mandatory for every member's console
 	// access to the organization.
 	RequireMFA bool `json:"require_mfa"`
+	// SuspendedAt is set while an operator has suspended the organization: its API keys
+	// answer 401 and its console is read-only.
+	SuspendedAt     *time.Time `json:"suspended_at,omitempty"`
+	SuspendedReason string     `json:"suspended_reason,omitempty"`
 }
 
 // Project is one application being protected. Its configuration, subjects, grants and API keys

@@ -195,6 +195,8 @@ var SealedColumns = []SealedColumn{
 	{Table: "accounts", IDColumn: "id", Column: "totp_secret", Purpose: "totp"},
 	{Table: "accounts", IDColumn: "id", Column: "totp_pending", Purpose: "totp"},
 	{Table: "mail_outbox", IDColumn: "id", Column: "payload", Purpose: "mail"},
+	{Table: "webhook_endpoints", IDColumn: "id", Column: "secret", Purpose: "webhook"},
+	{Table: "webhook_endpoints", IDColumn: "id", Column: "previous_secret", Purpose: "webhook"},
 }
 
 // Resealer is a store whose sealed columns can be rewritten in place (key rotation).

@@ -131,6 +131,7 @@ type Data interface {
 	APIKeyStore
 	ChangeStore
 	IdentityData
+	ProtectionData
 }
 
 // Store is a storage engine (SQLite, PostgreSQL). Implementations are safe for concurrent use.

@@ -1,0 +1,110 @@
+-- 0004: organization suspension, the decision log, security events, webhooks and incidents.
+-- In lockstep with internal/sqlite/migrations/0004_protection.sql.
+--
+-- The decision log and security events have no foreign keys to projects: they are written
+-- asynchronously and outlive what they describe (retention deletes them). Webhook secrets are
+-- sealed values (internal/seal, purpose "webhook"). Booleans are INTEGER 0/1.
+
+ALTER TABLE organizations ADD COLUMN suspended_at TIMESTAMPTZ;
+ALTER TABLE organizations ADD COLUMN suspended_reason TEXT COLLATE "C" NOT NULL DEFAULT '';
+
+CREATE TABLE decision_log (
+    id         TEXT COLLATE "C"    NOT NULL PRIMARY KEY,
+    project_id TEXT COLLATE "C"    NOT NULL,
+    at         TIMESTAMPTZ NOT NULL,
+    key_id     TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    subject    TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    feature    TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    action     TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    tenant     TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    resource   TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    allowed    INTEGER NOT NULL,
+    reason     TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    latency_us BIGINT  NOT NULL DEFAULT 0,
+    gap        BIGINT  NOT NULL DEFAULT 0
+);
+CREATE INDEX decision_log_by_project ON decision_log (project_id, at, id);
+CREATE INDEX decision_log_by_subject ON decision_log (project_id, subject, at);
+CREATE INDEX decision_log_by_time ON decision_log (at);
+
+CREATE TABLE security_events (
+    id              TEXT COLLATE "C"    NOT NULL PRIMARY KEY,
+    organization_id TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    project_id      TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    kind            TEXT COLLATE "C"    NOT NULL,
+    severity        TEXT COLLATE "C"    NOT NULL,
+    at              TIMESTAMPTZ NOT NULL,
+    title           TEXT COLLATE "C"    NOT NULL,
+    evidence        TEXT COLLATE "C"    NOT NULL DEFAULT '{}'
+);
+CREATE INDEX security_events_by_organization ON security_events (organization_id, at, id);
+
+CREATE TABLE webhook_endpoints (
+    id                         TEXT COLLATE "C"    NOT NULL PRIMARY KEY,
+    organization_id            TEXT COLLATE "C"    NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    url                        TEXT COLLATE "C"    NOT NULL,
+    description                TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    events                     TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    secret                     TEXT COLLATE "C"    NOT NULL,
+    previous_secret            TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    previous_secret_expires_at TIMESTAMPTZ,
+    disabled_at                TIMESTAMPTZ,
+    disabled_reason            TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    created_at                 TIMESTAMPTZ NOT NULL,
+    CONSTRAINT webhook_endpoints_org_unique UNIQUE (organization_id, id)
+);
+
+CREATE TABLE webhook_deliveries (
+    id               TEXT COLLATE "C"    NOT NULL PRIMARY KEY,
+    organization_id  TEXT COLLATE "C"    NOT NULL,
+    endpoint_id      TEXT COLLATE "C"    NOT NULL,
+    event_id         TEXT COLLATE "C"    NOT NULL,
+    event_type       TEXT COLLATE "C"    NOT NULL,
+    payload          BYTEA    NOT NULL,
+    status           TEXT COLLATE "C"    NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TIMESTAMPTZ,
+    last_attempt_at  TIMESTAMPTZ,
+    last_status_code INTEGER NOT NULL DEFAULT 0,
+    last_error       TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    created_at       TIMESTAMPTZ NOT NULL,
+    delivered_at     TIMESTAMPTZ,
+    CONSTRAINT webhook_deliveries_org_unique UNIQUE (organization_id, id),
+    CONSTRAINT webhook_deliveries_endpoint_fk FOREIGN KEY (organization_id, endpoint_id)
+        REFERENCES webhook_endpoints (organization_id, id) ON DELETE CASCADE
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (organization_id, endpoint_id, created_at);
+
+CREATE TABLE webhook_attempts (
+    organization_id TEXT COLLATE "C"    NOT NULL,
+    delivery_id     TEXT COLLATE "C"    NOT NULL,
+    number          INTEGER NOT NULL,
+    at              TIMESTAMPTZ NOT NULL,
+    duration_ms     BIGINT  NOT NULL DEFAULT 0,
+    status_code     INTEGER NOT NULL DEFAULT 0,
+    error           TEXT COLLATE "C"    NOT NULL DEFAULT '',
+    retry_after_ms  BIGINT  NOT NULL DEFAULT 0,
+    PRIMARY KEY (delivery_id, number),
+    CONSTRAINT webhook_attempts_delivery_fk FOREIGN KEY (organization_id, delivery_id)
+        REFERENCES webhook_deliveries (organization_id, id) ON DELETE CASCADE
+);
+
+CREATE TABLE incidents (
+    id         TEXT COLLATE "C"    NOT NULL PRIMARY KEY,
+    title      TEXT COLLATE "C"    NOT NULL,
+    status     TEXT COLLATE "C"    NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    created_by TEXT COLLATE "C"    NOT NULL,
+    closed_at  TIMESTAMPTZ
+);
+
+CREATE TABLE incident_events (
+    incident_id TEXT COLLATE "C"    NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    seq         BIGINT  NOT NULL,
+    at          TIMESTAMPTZ NOT NULL,
+    actor       TEXT COLLATE "C"    NOT NULL,
+    kind        TEXT COLLATE "C"    NOT NULL,
+    detail      TEXT COLLATE "C"    NOT NULL DEFAULT '{}',
+    PRIMARY KEY (incident_id, seq)
+);
