@@ -221,7 +221,7 @@ func TestConsoleModel(t *testing.T) {
 		"config:read", "config:write",
 		"subjects:read", "subjects:write",
 		"billing:read", "billing:manage",
-		"audit:read", "security:read",
+		"audit:read", "security:read", "security:manage", "decisions:read",
 	}
 	if diff := cmp.Diff(want, orgPermissions(doc)); diff != "" {
 		t.Errorf("feature:action names (-contract +console.yaml):\n%s", diff)
@@ -247,6 +247,7 @@ func TestConsoleModel(t *testing.T) {
 		{"organization:delete", []string{"owner", "superadmin"}},
 		{"billing:manage", []string{"owner", "billing", "superadmin"}},
 		{"members:invite", []string{"owner", "admin", "superadmin"}},
+		{"security:manage", []string{"owner", "admin", "superadmin"}},
 	} {
 		if diff := cmp.Diff(tc.want, holders(tc.perm)); diff != "" {
 			t.Errorf("roles holding %s (-want +got):\n%s", tc.perm, diff)
