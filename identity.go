@@ -277,6 +277,7 @@ type AuditFilter struct {
 	OrganizationID string
 	AccountID      string
 	Action         string // exact action, or prefix ending in "." ("auth."); "" for any
+	ActorID        string // exact AuditEntry.ActorID (an account, API key or CLI user); "" for any
 	Before         int64
 	Limit          int
 }

@@ -167,6 +167,11 @@ type AuditStore interface {
 	ScanAudit(ctx context.Context, chain string, fn func(*AuditEntry) error) error
 	// AuditChains returns the names of every chain that has entries, in byte order.
 	AuditChains(ctx context.Context) ([]string, error)
+	// AuditHead returns the chain's head: the Seq and Hash of its last appended entry, as
+	// recorded by AppendAudit beside the entries (retention pruning keeps it). Verification
+	// compares the last entry with it, so that deleting the newest entries is detected.
+	// ENotFound when the chain has no head.
+	AuditHead(ctx context.Context, chain string) (seq int64, hash []byte, err error)
 }
 
 // IdentityData is every identity store.

@@ -81,6 +81,8 @@ hashes are stored.`, e)
 		return e.errorf("%v", err)
 	}
 	defer store.Close()
+	// The audit log records who ran init: the operating-system user.
+	ctx = manage.WithAuditActor(ctx, manage.AuditActor{Type: thauth.ActorCLI, ID: strings.TrimPrefix(cliUser(e), "cli:")})
 	res, err := manage.New(store, nil, manage.Options{}).Init(ctx, *org, *project)
 	if err != nil {
 		return e.errorf("init: %v", err)

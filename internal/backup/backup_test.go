@@ -116,7 +116,7 @@ func TestFormat(t *testing.T) {
 		case "seal_data_keys":
 			want = append(want, `["dk_1","k1","AAH+/w==",1767323045000006,1767323046000006]`+"\n")
 		case "organizations":
-			want = append(want, `["org-1","Acme <&> \"é\"",1767323045000006,0]`+"\n")
+			want = append(want, `["org-1","Acme <&> \"é\"",1767323045000006,0,null,""]`+"\n")
 		}
 	}
 	body := lines[1 : len(lines)-1]

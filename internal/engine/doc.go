@@ -28,6 +28,9 @@
 //     next request after the write that made it. Authenticate only says yes or no, so callers
 //     cannot leak why a key was refused. The engine never sees or logs token secrets beyond
 //     the request that carries them.
+//   - Suspension: the keys of a suspended organization's projects are held outside the index
+//     that authenticates (suspend.go); the engine reads the organization whenever it loads a
+//     project or applies a project change, which suspending and reinstating write.
 //
 // What the engine trusts: the store (its data is validated by internal/manage before it is
 // written) and the caller's clock. It does not re-validate names or patterns; its matching

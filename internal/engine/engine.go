@@ -17,6 +17,9 @@ import (
 type Loader interface {
 	ProjectRevisions(ctx context.Context) ([]thauth.Project, error)
 	GetProject(ctx context.Context, projectID string) (*thauth.Project, error)
+	// GetOrganization tells whether the project's organization is suspended (its keys then
+	// do not authenticate).
+	GetOrganization(ctx context.Context, orgID string) (*thauth.Organization, error)
 	LoadConfig(ctx context.Context, projectID string) (*thauth.Config, error)
 	ScanSubjectGrants(ctx context.Context, projectID string, fn func(*thauth.SubjectGrants) error) error
 	LoadSubjectGrants(ctx context.Context, projectID, subjectID string) (*thauth.SubjectGrants, error)
@@ -39,6 +42,11 @@ type Options struct {
 	// MaxCatchUp is the number of pending changes above which a project is reloaded in
 	// full; default DefaultMaxCatchUp.
 	MaxCatchUp int
+	// SyncHook, if not nil, observes snapshot updates (observability: tracing.SyncHook): it
+	// is called when a sync of one project begins (Sync, and SyncAll and SnapshotAtLeast
+	// for each project they catch up) and returns the context the sync then uses (its
+	// store calls run under it) and a function called with the sync's error when it ends.
+	SyncHook func(ctx context.Context, projectID string) (context.Context, func(err error))
 }
 
 // Engine holds a snapshot and the API keys of every project of the installation and keeps
@@ -50,13 +58,18 @@ type Engine struct {
 	now        func() time.Time
 	log        *slog.Logger
 	maxCatchUp int
+	syncHook   func(ctx context.Context, projectID string) (context.Context, func(err error)) // observability; nil: none
 
 	mu       sync.Mutex                          // serializes additions to projects
 	projects atomic.Pointer[map[string]*project] // copy-on-write
 	ready    atomic.Bool
 
-	keys   sync.Map   // lookup id → *keyEntry, every project
+	keys   sync.Map   // lookup id → *keyEntry, every project of an active organization
 	takeMu sync.Mutex // serializes TakeKeyUsage
+
+	// suspendedKeys holds the keys of projects of suspended organizations, out of keys so
+	// that no code path can authenticate them (suspend.go).
+	suspendedKeys sync.Map // lookup id → *keyEntry
 
 	lastSync atomic.Int64 // e.now() in Unix nanoseconds when the last successful SyncAll began; 0: never
 }
@@ -67,6 +80,9 @@ type project struct {
 	lock chan struct{} // capacity 1, held while loading or syncing the project (see acquire)
 	snap atomic.Pointer[Snapshot]
 	keys atomic.Pointer[keySet]
+	// suspended is set while the project's organization is suspended: its keys are then in
+	// Engine.suspendedKeys instead of Engine.keys. Written with lock held.
+	suspended atomic.Bool
 }
 
 // acquire takes the project's lock, or gives up when ctx ends first: a sync stuck on a
@@ -86,6 +102,7 @@ func (p *project) release() { <-p.lock }
 // New returns an engine reading from l. It holds nothing until LoadAll, Sync or SyncAll.
 func New(l Loader, o Options) *Engine {
 	e := &Engine{l: l, now: o.Now, log: o.Logger, maxCatchUp: o.MaxCatchUp}
+	e.syncHook = o.SyncHook
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -170,6 +187,17 @@ func (e *Engine) Sync(ctx context.Context, projectID string) (int64, error) {
 // without reading the store when the snapshot has reached it by the time the project's lock
 // is taken (callers queued behind another sync then share its work).
 func (e *Engine) sync(ctx context.Context, projectID string, known, want int64) (int64, error) {
+	if e.syncHook != nil {
+		ctx, end := e.syncHook(ctx, projectID)
+		rev, err := e.syncProject(ctx, projectID, known, want)
+		end(err)
+		return rev, err
+	}
+	return e.syncProject(ctx, projectID, known, want)
+}
+
+// syncProject is sync without the hook.
+func (e *Engine) syncProject(ctx context.Context, projectID string, known, want int64) (int64, error) {
 	p := e.projectFor(projectID)
 	if err := p.acquire(ctx); err != nil {
 		return e.revisionOf(p), err
@@ -279,6 +307,11 @@ func (e *Engine) fullLoad(ctx context.Context, p *project) (int64, error) {
 	if err != nil {
 		return failed(err)
 	}
+	org, err := e.l.GetOrganization(ctx, proj.OrganizationID)
+	if err != nil {
+		return failed(err)
+	}
+	p.suspended.Store(org.SuspendedAt != nil)
 	e.setKeys(p, proj.OrganizationID, keys)
 	p.snap.Store(&Snapshot{project: *proj, revision: proj.Revision, cfg: cc, subjects: idx})
 	e.log.Debug("engine: project loaded", "project", p.id, "revision", proj.Revision, "subjects", idx.Len())
@@ -328,6 +361,7 @@ func (e *Engine) apply(ctx context.Context, p *project, cur *Snapshot, changes [
 	}
 
 	next := &Snapshot{project: cur.project, revision: rev, cfg: cur.cfg, subjects: cur.subjects}
+	suspended := p.suspended.Load()
 	if projectChanged {
 		proj, err := e.l.GetProject(ctx, p.id)
 		if err != nil {
@@ -337,6 +371,13 @@ func (e *Engine) apply(ctx context.Context, p *project, cur *Snapshot, changes [
 			return cur.revision, err
 		}
 		next.project = *proj
+		// Suspending or reinstating an organization records a project change in each of
+		// its projects, so this is where the engine learns of it.
+		org, err := e.l.GetOrganization(ctx, proj.OrganizationID)
+		if err != nil {
+			return cur.revision, err
+		}
+		suspended = org.SuspendedAt != nil
 	}
 	if configChanged {
 		cfg, err := e.l.LoadConfig(ctx, p.id)
@@ -395,6 +436,7 @@ func (e *Engine) apply(ctx context.Context, p *project, cur *Snapshot, changes [
 				changedKeys[id] = k
 			}
 		}
+		p.suspended.Store(suspended)
 		e.updateKeys(p, next.project.OrganizationID, changedKeys)
 	}
 	p.snap.Store(next)

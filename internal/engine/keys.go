@@ -16,6 +16,9 @@ type Principal struct {
 	ProjectID      string
 	OrganizationID string
 	Scopes         []string // shared with the engine: do not modify
+	// LimitKey is "key:" + KeyID, the key's rate limiter key, built once per key so that
+	// the request path does not build it for every request.
+	LimitKey string
 }
 
 // HasScope reports whether the principal's key carries scope s. Scopes do not imply each
@@ -26,9 +29,10 @@ func (p Principal) HasScope(s string) bool { return slices.Contains(p.Scopes, s)
 // usage record shared by every version of the entry, so that reloading a key keeps its
 // in-memory last use.
 type keyEntry struct {
-	key   thauth.APIKey
-	orgID string
-	usage *keyUsage
+	key      thauth.APIKey
+	orgID    string
+	limitKey string // Principal.LimitKey
+	usage    *keyUsage
 }
 
 // keyUsage records the newest use of a key in Unix microseconds (0 = none). last is written
@@ -56,30 +60,98 @@ type keySet map[string]*keyEntry
 // Authenticate resolves an API key token to its principal. Malformed tokens (bad shape or
 // checksum) are rejected without a lookup; the secret is compared in constant time against
 // the stored hash (unknown lookup ids are hashed too, so they take as long as a wrong
-// secret); revoked and expired keys (at Options.Now) fail. The answer is only "ok or
-// not": callers must not tell the reasons apart to clients (spec §4). A successful use is
-// recorded in memory (see TakeKeyUsage). Safe for concurrent use; takes no lock.
+// secret); revoked and expired keys (at Options.Now) fail, and so do the keys of suspended
+// organizations. The answer is only "ok or not": callers must not tell the reasons apart to
+// clients (spec §4). A successful use is recorded in memory (see TakeKeyUsage). Safe for
+// concurrent use; takes no lock.
 func (e *Engine) Authenticate(token string) (Principal, bool) {
+	p, c := e.AuthenticateDetail(token)
+	return p, c.Status == KeyValid
+}
+
+// KeyStatus says why a token did or did not authenticate.
+type KeyStatus uint8
+
+const (
+	// KeyValid: the token is a usable key; the Principal is its caller.
+	KeyValid KeyStatus = iota
+	// KeyMalformed: not an API key at all (bad shape or checksum).
+	KeyMalformed
+	// KeyUnknown: well formed, but no key has its lookup id.
+	KeyUnknown
+	// KeyWrongSecret: the lookup id of an existing key with a wrong secret.
+	KeyWrongSecret
+	// KeyRevoked: the right secret of a revoked key.
+	KeyRevoked
+	// KeyExpired: the right secret of an expired key.
+	KeyExpired
+	// KeySuspended: the right secret of a usable key of a suspended organization.
+	KeySuspended
+)
+
+var keyStatusNames = [...]string{"valid", "malformed", "unknown", "wrong_secret", "revoked", "expired", "suspended"}
+
+// String returns the status as a short snake_case word, for metrics and logs.
+func (s KeyStatus) String() string {
+	if int(s) < len(keyStatusNames) {
+		return keyStatusNames[s]
+	}
+	return "invalid"
+}
+
+// KeyCheck is what AuthenticateDetail found out about a token. For the statuses that name an
+// existing key (KeyWrongSecret, KeyRevoked, KeyExpired, KeySuspended) it identifies that key
+// by its ids, never by its value, so that the caller can record the failure against the
+// right project (abuse detection, security events); the ids are empty otherwise. It is
+// never an authentication: only a KeyValid answer's Principal is a caller.
+type KeyCheck struct {
+	Status         KeyStatus
+	KeyID          string
+	ProjectID      string
+	OrganizationID string
+}
+
+// AuthenticateDetail is Authenticate telling the kinds of failure apart, for the caller's
+// own records: clients must get the same answer for every one of them (spec §4). It does
+// the same work as Authenticate whatever the token — one constant-time hash comparison for
+// every well-formed token, against a dummy hash when the lookup id is unknown — so the kinds
+// take equally long. The Principal is the zero value unless the status is KeyValid.
+func (e *Engine) AuthenticateDetail(token string) (Principal, KeyCheck) {
 	lookup, ok := thauth.ParseToken(token)
 	if !ok {
-		return Principal{}, false
+		return Principal{}, KeyCheck{Status: KeyMalformed}
 	}
+	suspended := false
 	v, ok := e.keys.Load(lookup)
 	if !ok {
-		// Hash anyway, so that an unknown lookup id takes as long as a wrong secret.
-		thauth.TokenMatches(token, dummyHash[:])
-		return Principal{}, false
+		// The keys of suspended organizations are kept out of e.keys (suspend.go); they
+		// are looked up only to name the failure.
+		if v, ok = e.suspendedKeys.Load(lookup); !ok {
+			// Hash anyway, so that an unknown lookup id takes as long as a wrong secret.
+			thauth.TokenMatches(token, dummyHash[:])
+			return Principal{}, KeyCheck{Status: KeyUnknown}
+		}
+		suspended = true
 	}
 	k := v.(*keyEntry)
+	c := KeyCheck{KeyID: k.key.ID, ProjectID: k.key.ProjectID, OrganizationID: k.orgID}
 	if !thauth.TokenMatches(token, k.key.Hash) {
-		return Principal{}, false
+		c.Status = KeyWrongSecret
+		return Principal{}, c
 	}
 	now := e.now()
-	if !k.key.Usable(now) {
-		return Principal{}, false
+	switch {
+	case k.key.RevokedAt != nil:
+		c.Status = KeyRevoked
+	case !k.key.Usable(now):
+		c.Status = KeyExpired
+	case suspended:
+		c.Status = KeySuspended
+	default:
+		k.usage.record(now.UnixMicro())
+		return Principal{KeyID: k.key.ID, ProjectID: k.key.ProjectID, OrganizationID: k.orgID, Scopes: k.key.Scopes, LimitKey: k.limitKey}, KeyCheck{Status: KeyValid}
 	}
-	k.usage.record(now.UnixMicro())
-	return Principal{KeyID: k.key.ID, ProjectID: k.key.ProjectID, OrganizationID: k.orgID, Scopes: k.key.Scopes}, true
+	return Principal{}, c
 }
 
 // TakeKeyUsage returns, per project id and key id, the newest use of every key used since the
@@ -136,7 +208,7 @@ func (e *Engine) KeyLastUsed(projectID, keyID string) (time.Time, bool) {
 func newKeyEntry(k thauth.APIKey, orgID string, old *keyEntry) *keyEntry {
 	k.Hash = slices.Clone(k.Hash)
 	k.Scopes = slices.Clone(k.Scopes)
-	e := &keyEntry{key: k, orgID: orgID}
+	e := &keyEntry{key: k, orgID: orgID, limitKey: "key:" + k.ID}
 	if old != nil {
 		e.usage = old.usage
 	} else {
@@ -180,18 +252,21 @@ func (e *Engine) updateKeys(p *project, orgID string, changed map[string]*thauth
 	e.publishKeys(p, old, next)
 }
 
-// publishKeys swaps the project's key set and updates the global lookup index: new and
-// changed entries are stored before stale ones are removed, and an entry is only removed if
-// the index still points at it.
+// publishKeys swaps the project's key set and updates the global lookup index — the
+// index of suspended keys instead while the project's organization is suspended (see
+// suspend.go): new and changed entries are stored before stale ones are removed, and an
+// entry is only removed if the index still points at it.
 func (e *Engine) publishKeys(p *project, old, next keySet) {
+	idx, other := e.keyIndexes(p)
 	for _, k := range next {
-		e.keys.Store(k.key.LookupID, k)
+		idx.Store(k.key.LookupID, k)
 	}
 	for id, k := range old {
 		if n, ok := next[id]; !ok || n.key.LookupID != k.key.LookupID {
-			e.keys.CompareAndDelete(k.key.LookupID, k)
+			idx.CompareAndDelete(k.key.LookupID, k)
 		}
 	}
+	e.unindexKeys(other, old, next)
 	p.keys.Store(&next)
 }
 

@@ -49,8 +49,11 @@ const (
 	msgChange = "We have sent a verification link to the new address; the change takes effect once it is opened."
 )
 
-// signUp serves POST /api/v1/auth/signup.
+// signUp serves POST /api/v1/auth/signup, rate limited per client IP (limits.go).
 func (s *server) signUp(w http.ResponseWriter, r *http.Request) {
+	if !s.allowSignUp(w, r) {
+		return
+	}
 	var req struct {
 		Email    string `json:"email"`
 		Password string `json:"password"`
@@ -119,7 +122,12 @@ type signInJSON struct {
 // signIn serves POST /api/v1/auth/signin. A session cookie sent with the request is ignored:
 // the answer always sets a new one (session fixation). When the account has a second factor
 // the new session is pending: it may only complete the sign-in (signin/mfa) or sign out.
+// The rate limits per client IP and per address and IP (limits.go) apply before the
+// password is checked, on top of internal/manage's throttles.
 func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
+	if !s.allowSignInIP(w, r) {
+		return
+	}
 	var req struct {
 		Email    string `json:"email"`
 		Password string `json:"password"`
@@ -129,6 +137,9 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := requireFields("email", req.Email, "password", req.Password); err != nil {
 		s.consoleError(w, r, err)
+		return
+	}
+	if !s.allowSignInAccount(w, r, req.Email) {
 		return
 	}
 	res, err := s.mg.SignIn(r.Context(), clientInfo(r), req.Email, req.Password)
@@ -202,8 +213,12 @@ func (s *server) signOut(w http.ResponseWriter, r *http.Request, c *caller) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// requestPasswordReset serves POST /api/v1/auth/password-reset.
+// requestPasswordReset serves POST /api/v1/auth/password-reset, rate limited per client IP
+// (limits.go).
 func (s *server) requestPasswordReset(w http.ResponseWriter, r *http.Request) {
+	if !s.allowReset(w, r) {
+		return
+	}
 	var req struct {
 		Email string `json:"email"`
 	}

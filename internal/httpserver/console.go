@@ -153,6 +153,7 @@ func (s *server) authenticate(o authOpts, h consoleHandler) http.Handler {
 			s.consoleError(w, r, err)
 			return
 		}
+		setAccountID(w, c.actor.AccountID) // for the access log (observability)
 		if c.session != nil && c.session.PendingMFA && o&allowPending == 0 {
 			s.consoleError(w, r, errPendingMFA)
 			return

@@ -54,6 +54,10 @@ func (s *server) check(w http.ResponseWriter, r *http.Request, p engine.Principa
 			}
 		}
 	}()
+	var start time.Time // for the decision log's latency
+	if s.decisionLog != nil {
+		start = time.Now()
+	}
 	bp := s.getBuf()
 	defer s.putBuf(bp)
 	body, err := readJSONBody(r, bp)
@@ -80,15 +84,23 @@ func (s *server) check(w http.ResponseWriter, r *http.Request, p engine.Principa
 			return
 		}
 	} else if snap = s.snapshot(r, p); snap == nil {
+		if s.observing() {
+			s.observeFailure(&p, req, s.now(), start)
+		}
 		writeRaw(w, http.StatusInternalServerError, checkFailureBody)
 		return
 	}
 	now := s.now()
 	d := s.decide(r, snap, req, now)
 	if d.Reason == thauth.ReasonError {
+		if s.observing() {
+			s.observeFailure(&p, req, now, start)
+		}
 		writeRaw(w, http.StatusInternalServerError, checkFailureBody)
 		return
 	}
+	var id [36]byte
+	appendUUIDv7(id[:0], now, s.rand)
 	out := (*bp)[:0] // the body is no longer needed: req holds copies
 	out = append(out, `{"allowed":`...)
 	if d.Allowed {
@@ -99,7 +111,7 @@ func (s *server) check(w http.ResponseWriter, r *http.Request, p engine.Principa
 	out = append(out, `,"reason":`...)
 	out = appendJSONString(out, d.Reason)
 	out = append(out, `,"decision_id":"`...)
-	out = appendUUIDv7(out, now, s.rand)
+	out = append(out, id[:]...)
 	out = append(out, '"')
 	if req.Explain && d.Explain != nil {
 		ex, err := json.Marshal(d.Explain)
@@ -112,13 +124,26 @@ func (s *server) check(w http.ResponseWriter, r *http.Request, p engine.Principa
 	}
 	out = append(out, '}')
 	*bp = out
+	if s.observing() {
+		s.observeDecision(&p, req, &id, now, start, d.Allowed, d.Reason)
+	}
 	writeRaw(w, http.StatusOK, out)
+}
+
+// observeFailure observes a check that could not be evaluated (answered with a 500 and no
+// decision id): the log records it under a fresh id.
+func (s *server) observeFailure(p *engine.Principal, req *thauth.CheckRequest, now, start time.Time) {
+	s.observeDecision(p, req, nil, now, start, false, thauth.ReasonError)
 }
 
 // checkBatch serves POST /v1/check/batch: up to 1000 checks of one subject, all against the
 // same snapshot, answered in request order. A failure on one item gives that item
 // {"allowed": false, "reason": "error"} and the others are still evaluated.
 func (s *server) checkBatch(w http.ResponseWriter, r *http.Request, p engine.Principal) {
+	var start time.Time // for the decision log's latency
+	if s.decisionLog != nil {
+		start = time.Now()
+	}
 	bp := s.getBuf()
 	defer s.putBuf(bp)
 	body, err := readJSONBody(r, bp)
@@ -152,11 +177,17 @@ func (s *server) checkBatch(w http.ResponseWriter, r *http.Request, p engine.Pri
 	req := s.getReq()
 	defer s.putReq(req)
 	req.Subject, req.Tenant = breq.Subject, breq.Tenant
+	observing := s.observing()
 	for i, it := range breq.Checks {
 		req.Feature, req.Action, req.Resource = it.Feature, it.Action, it.Resource
 		d := s.decide(r, snap, req, now)
 		if d.Reason == thauth.ReasonError {
 			d = thauth.ErrorDecision
+		}
+		if observing {
+			// Each item is a decision of its own, logged under an id of its own (the
+			// batch answer carries none); its latency runs from the batch's start.
+			s.observeDecision(&p, req, nil, now, start, d.Allowed, d.Reason)
 		}
 		if i > 0 {
 			out = append(out, ',')

@@ -22,9 +22,14 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/thauth/thauth"
+	"github.com/thauth/thauth/internal/abuse"
 	"github.com/thauth/thauth/internal/engine"
 	"github.com/thauth/thauth/internal/manage"
+	"github.com/thauth/thauth/internal/metrics"
+	"github.com/thauth/thauth/internal/ratelimit"
 )
 
 // Deps are the components the HTTP layer serves. Engine and Manage are required.
@@ -59,6 +64,36 @@ type Deps struct {
 	// every account, and the route asks for no credential: set it only for a development
 	// installation.
 	DevOutbox func(ctx context.Context, limit int) ([]DevMessage, error)
+
+	// observability (observe.go). Metrics, if not nil, counts requests and their latency
+	// per route pattern and status (internal/metrics). Tracer, if not nil, starts a span per
+	// request (internal/tracing: Provider.Tracer); nil is tracing off, which costs nothing.
+	Metrics *metrics.Metrics
+	Tracer  trace.Tracer
+
+	// decision log (decisionlog.go, decisions.go). DecisionLog receives every decision
+	// (check and batch items) and must not block (internal/decisionlog.Writer); nil records
+	// nothing. DecisionLogStore answers the decision log routes; nil makes them 404.
+	// Abuse is told every decision (deny and error spikes); nil skips it. DecisionObserver
+	// counts decisions for metrics; nil skips it.
+	DecisionLog      DecisionRecorder
+	DecisionLogStore thauth.DecisionLogStore
+	Abuse            *abuse.Detector
+	DecisionObserver DecisionObserver
+
+	// rate limits and abuse (limits.go; docs/rate-limits.md). Limiter applies Limits (zero
+	// fields take DefaultLimits, LimitOff turns one off); nil limits nothing. Abuse (above)
+	// is also told of every failed API-key authentication, and the addresses it blocks get
+	// 429 on the machine API. OnRateLimited is called with the policy of every 429
+	// ("api-key", "auth-failure", "ip-blocked", "signin-ip", "signin-account", "signup-ip",
+	// "password-reset-ip"), OnAuthFailure with the kind of every failed API-key
+	// authentication ("missing_key", "malformed_key", "unknown_key", "wrong_secret",
+	// "revoked_key", "expired_key", "suspended_org"); both on the request path, so quick;
+	// nil skips them.
+	Limiter       ratelimit.Limiter
+	Limits        Limits
+	OnRateLimited func(policy string)
+	OnAuthFailure func(kind string)
 }
 
 // Defaults of Deps.
@@ -86,6 +121,23 @@ type server struct {
 	devOutboxFn   func(ctx context.Context, limit int) ([]DevMessage, error) // see Deps.DevOutbox
 	cop           *http.CrossOriginProtection                                // the console stack's
 
+	// observability: see Deps.Metrics and Deps.Tracer; nil when off.
+	httpObs *httpObs
+	tracer  trace.Tracer
+
+	// decision log: see Deps.
+	decisionLog      DecisionRecorder
+	decisionStore    thauth.DecisionLogStore
+	abuse            *abuse.Detector
+	decisionObserver DecisionObserver
+
+	// rate limits and abuse: see Deps. limits has its defaults applied.
+	limiter       ratelimit.Limiter
+	limits        Limits
+	onRateLimited func(policy string)
+	onAuthFailure func(kind string)
+	keyHeaders    keyHeaders // the PerKey policy's RateLimit fields
+
 	bufs sync.Pool // *[]byte, for request and response bodies
 	reqs sync.Pool // *thauth.CheckRequest: passed by pointer, it would escape per request
 
@@ -96,10 +148,14 @@ type server struct {
 }
 
 // New returns the handler serving every route of routes.go. The handler is safe for
-// concurrent use. It panics when Engine or Manage is nil (a wiring bug).
+// concurrent use. It panics when Engine or Manage is nil or Limits is invalid (wiring bugs:
+// ParseLimit validates what it parses).
 func New(d Deps) http.Handler {
 	if d.Engine == nil || d.Manage == nil {
 		panic("httpserver: Deps.Engine and Deps.Manage are required")
+	}
+	if err := d.Limits.Validate(); err != nil {
+		panic("httpserver: Deps.Limits: " + err.Error())
 	}
 	s := &server{
 		eng:  d.Engine,
@@ -116,7 +172,21 @@ func New(d Deps) http.Handler {
 
 		secureCookies: d.SecureCookies,
 		devOutboxFn:   d.DevOutbox,
+
+		httpObs: newHTTPObs(d.Metrics), // observability
+		tracer:  d.Tracer,
+
+		decisionLog:      d.DecisionLog,
+		decisionStore:    d.DecisionLogStore,
+		abuse:            d.Abuse,
+		decisionObserver: d.DecisionObserver,
+
+		limiter:       d.Limiter,
+		limits:        d.Limits.withDefaults(),
+		onRateLimited: d.OnRateLimited,
+		onAuthFailure: d.OnAuthFailure,
 	}
+	s.keyHeaders = newKeyHeaders(s.limits.PerKey)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

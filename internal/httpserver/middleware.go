@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/thauth/thauth"
 	"github.com/thauth/thauth/internal/engine"
 )
@@ -23,6 +25,7 @@ type respWriter struct {
 	status  int
 	keyID   string
 	swallow bool      // the mux's own error body is being replaced: drop its writes
+	account bool      // keyID is the id of a console request's account (setAccountID)
 	idv     [1]string // backing array of the X-Request-Id header values (saves an allocation)
 }
 
@@ -111,6 +114,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		id = string(appendUUIDv7(make([]byte, 0, 36), start, s.rand))
 	}
+	var span trace.Span // observability: nil unless tracing is on
+	if s.tracer != nil {
+		r, span = s.startSpan(r)
+	}
 	rw := &respWriter{ResponseWriter: w, req: r}
 	rw.idv[0] = id
 	idv := rw.idv[:]
@@ -137,21 +144,28 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				_, _ = rw.Write([]byte(`{"error":"internal error","code":"internal"}`))
 			}
 		}
-		s.accessLog(r, rw, start)
+		var end time.Time // observability: metrics and span, when on
+		if s.httpObs != nil || span != nil {
+			end = s.observe(r, rw, start, span)
+		}
+		s.accessLog(r, rw, start, end)
 	}()
 	s.mux.ServeHTTP(rw, r)
 }
 
 // accessLog writes one line per request. It never logs the Authorization header, the token
 // or the body; key_id identifies the caller. It goes to the handler directly with no
-// source position: slog.Logger would walk the stack for one on every request.
-func (s *server) accessLog(r *http.Request, rw *respWriter, start time.Time) {
+// source position: slog.Logger would walk the stack for one on every request. end is the
+// time observe took, or zero.
+func (s *server) accessLog(r *http.Request, rw *respWriter, start, end time.Time) {
 	h := s.log.Handler()
 	ctx := r.Context()
 	if !h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	end := time.Now()
+	if end.IsZero() {
+		end = time.Now()
+	}
 	status := rw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -168,8 +182,11 @@ func (s *server) accessLog(r *http.Request, rw *respWriter, start time.Time) {
 		slog.Int("status", status),
 		slog.Duration("duration", end.Sub(start)),
 	)
-	if rw.keyID != "" {
+	if rw.keyID != "" && !rw.account {
 		rec.AddAttrs(slog.String("key_id", rw.keyID))
+	}
+	if rw.keyID != "" && rw.account {
+		rec.AddAttrs(slog.String("account_id", rw.keyID))
 	}
 	_ = h.Handle(ctx, rec)
 }
@@ -210,25 +227,34 @@ func bearerToken(r *http.Request) (string, bool) {
 
 // requireKey authenticates the bearer key and requires scope. Every kind of bad key —
 // missing, malformed, wrong checksum, unknown, revoked, expired — gets the same 401; a
-// valid key without the scope gets 403.
+// valid key without the scope gets 403. Rate limits and abuse blocking apply around the
+// authentication (limits.go): a blocked client IP gets 429 before its key is looked at,
+// failures past the IP's budget get 429 instead of 401, and a key past its own limit 429.
 func (s *server) requireKey(scope string, next keyHandler) http.Handler {
 	forbidden := thauth.Errorf(thauth.EForbidden, "this API key lacks the %s scope", scope)
+	perKey := s.limiter != nil && !s.limits.PerKey.IsZero()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.eng.Ready() {
 			s.writeError(w, r, errNotReady)
 			return
 		}
-		tok, ok := bearerToken(r)
-		if !ok {
-			writeUnauthorized(w)
+		if s.blockedIP(w, r) {
 			return
 		}
-		p, ok := s.eng.Authenticate(tok)
+		tok, ok := bearerToken(r)
 		if !ok {
-			writeUnauthorized(w)
+			s.authFailed(w, r, false, engine.KeyCheck{})
+			return
+		}
+		p, c := s.eng.AuthenticateDetail(tok)
+		if c.Status != engine.KeyValid {
+			s.authFailed(w, r, true, c)
 			return
 		}
 		setKeyID(w, p.KeyID)
+		if perKey && !s.allowKey(w, r, &p) {
+			return
+		}
 		if !p.HasScope(scope) {
 			s.writeError(w, r, forbidden)
 			return

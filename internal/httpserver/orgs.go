@@ -302,7 +302,7 @@ func (s *server) projectRoute(feature, action string, keyPath http.Handler, h ke
 			s.consoleError(w, r, err)
 			return
 		}
-		h(w, r, engine.Principal{ProjectID: p.ID, OrganizationID: p.OrganizationID})
+		h(w, withCallerAudit(r, c), engine.Principal{ProjectID: p.ID, OrganizationID: p.OrganizationID})
 	})))
 	return s.keyOrAccount(keyPath, acct)
 }

@@ -58,15 +58,20 @@ func (s *server) routes() []route {
 		{"GET", "/v1/config", api(thauth.ScopeDecisionsRead, s.getConfig)},
 		{"POST", "/v1/check", api(thauth.ScopeDecisionsRead, s.check)},
 		{"POST", "/v1/check/batch", api(thauth.ScopeDecisionsRead, s.checkBatch)},
-		{"POST", "/v1/subjects/upsert", write(api(thauth.ScopeSubjectsWrite, s.upsertSubject))},
+		{"POST", "/v1/subjects/upsert", write(api(thauth.ScopeSubjectsWrite, auditKeyActor(s.upsertSubject)))},
 
 		// Management API (config-document.md, API keys), for API keys and accounts.
 		{"GET", "/api/v1/projects", s.keyOrAccount(api(thauth.ScopeAdmin, s.listProjects), org(s.listAccountProjects))},
 		{"GET", "/api/v1/projects/{project}/config", document(project("config", "read", s.exportConfig))},
-		{"PUT", "/api/v1/projects/{project}/config", document(project("config", "write", s.applyConfig))},
-		{"POST", "/api/v1/projects/{project}/keys", write(project("keys", "create", s.createKey))},
+		{"PUT", "/api/v1/projects/{project}/config", document(project("config", "write", auditKeyActor(s.applyConfig)))},
+		{"POST", "/api/v1/projects/{project}/keys", write(project("keys", "create", auditKeyActor(s.createKey)))},
 		{"GET", "/api/v1/projects/{project}/keys", write(project("keys", "read", s.listKeys))},
-		{"DELETE", "/api/v1/projects/{project}/keys/{id}", write(project("keys", "revoke", s.revokeKey))},
+		{"DELETE", "/api/v1/projects/{project}/keys/{id}", write(project("keys", "revoke", auditKeyActor(s.revokeKey)))},
+
+		// Decision log (decisionlog.go): the project's admin key, or an account allowed
+		// decisions:read.
+		{"GET", "/api/v1/projects/{project}/decisions", write(project("decisions", "read", s.listDecisions))},
+		{"GET", "/api/v1/projects/{project}/decisions/{id}", write(project("decisions", "read", s.getDecision))},
 
 		// Console: accounts and sign-in (account.go).
 		{"POST", "/api/v1/auth/signup", public(s.signUp)},
@@ -113,6 +118,21 @@ func (s *server) routes() []route {
 
 		// Console: installation operators (operator.go).
 		{"GET", "/api/v1/operator/organizations", org(s.operatorOrganizations)},
+
+		// Console: security events and webhook endpoints (security.go).
+		{"GET", "/api/v1/orgs/{org}/security-events", org(s.listSecurityEvents)},
+		{"POST", "/api/v1/orgs/{org}/webhooks", org(s.createWebhookEndpoint)},
+		{"GET", "/api/v1/orgs/{org}/webhooks", org(s.listWebhookEndpoints)},
+		{"DELETE", "/api/v1/orgs/{org}/webhooks/{id}", org(s.deleteWebhookEndpoint)},
+		{"POST", "/api/v1/orgs/{org}/webhooks/{id}/rotate-secret", org(s.rotateWebhookSecret)},
+		{"POST", "/api/v1/orgs/{org}/webhooks/{id}/test", org(s.sendWebhookTest)},
+		{"GET", "/api/v1/orgs/{org}/webhooks/{id}/deliveries", org(s.listWebhookDeliveries)},
+		{"GET", "/api/v1/orgs/{org}/webhook-deliveries/{id}/attempts", org(s.listWebhookAttempts)},
+
+		// Console: the organization's audit log (audit.go). The write routes above record
+		// their actor with auditKeyActor (API keys) or withCallerAudit (accounts).
+		{"GET", "/api/v1/orgs/{org}/audit", org(s.listAudit)},
+		{"GET", "/api/v1/orgs/{org}/audit/export", s.auditExportRoute(s.exportAudit)},
 
 		// Development outbox (devoutbox.go): 404 unless the development mailer is on.
 		{"GET", "/api/v1/dev/outbox", public(s.devOutbox)},

@@ -21,13 +21,15 @@ import (
 //	new_sign_in      time; optional name, ip, user_agent
 //	mfa_changed      change, time; optional name
 //	security_alert   title, detail, time; optional name
+//	incident_notice  subject, message, organization, incident; optional name
 const (
-	TemplateVerifyEmail   = "verify_email"
-	TemplatePasswordReset = "password_reset"
-	TemplateInvitation    = "invitation"
-	TemplateNewSignIn     = "new_sign_in"
-	TemplateMFAChanged    = "mfa_changed"
-	TemplateSecurityAlert = "security_alert"
+	TemplateVerifyEmail    = "verify_email"
+	TemplatePasswordReset  = "password_reset"
+	TemplateInvitation     = "invitation"
+	TemplateNewSignIn      = "new_sign_in"
+	TemplateMFAChanged     = "mfa_changed"
+	TemplateSecurityAlert  = "security_alert"
+	TemplateIncidentNotice = "incident_notice"
 )
 
 // spec describes one template's data.
@@ -45,6 +47,8 @@ var specs = map[string]spec{
 	TemplateNewSignIn:     {required: []string{"time"}, optional: []string{"name", "ip", "user_agent"}, title: "New sign-in to your account"},
 	TemplateMFAChanged:    {required: []string{"change", "time"}, optional: []string{"name"}, title: "Two-factor authentication changed"},
 	TemplateSecurityAlert: {required: []string{"title", "detail", "time"}, optional: []string{"name"}, title: "Security alert"},
+	TemplateIncidentNotice: {required: []string{"subject", "message", "organization", "incident"}, optional: []string{"name"},
+		title: "Notice about your organization"},
 }
 
 //go:embed templates

@@ -64,6 +64,14 @@ var renderCases = []struct {
 		subject: "Security alert: Account locked",
 		want:    []string{"Account locked", "Too many failed sign-ins <from> 203.0.113.7.", "not a time"},
 	},
+	{
+		name: "incident notice", template: TemplateIncidentNotice,
+		data: map[string]string{"name": "Ada", "organization": evilName, "subject": "Security notice <b>: API keys revoked",
+			"message": "We revoked every API key of your project.\nCreate new keys <from> the console.", "incident": "0190e6c2-0000-7000-8000-00000000000a"},
+		subject: "Security notice <b>: API keys revoked",
+		want: []string{evilName, "We revoked every API key of your project.\nCreate new keys <from> the console.",
+			"incident 0190e6c2-0000-7000-8000-00000000000a", "owner of the organization"},
+	},
 }
 
 func TestRenderEveryTemplate(t *testing.T) {
@@ -130,7 +138,7 @@ func sortedKeys(m map[string]bool) []string {
 // TestTemplatesMatchManage keeps the names and the seal purpose in step with the side that
 // queues the mail.
 func TestTemplatesMatchManage(t *testing.T) {
-	want := []string{manage.MailInvitation, manage.MailMFAChanged, manage.MailNewSignIn,
+	want := []string{manage.MailIncidentNotice, manage.MailInvitation, manage.MailMFAChanged, manage.MailNewSignIn,
 		manage.MailPasswordReset, manage.MailSecurityAlert, manage.MailVerifyEmail}
 	if diff := cmp.Diff(want, Templates()); diff != "" {
 		t.Errorf("templates (-manage +mail):\n%s", diff)

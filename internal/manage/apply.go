@@ -121,6 +121,9 @@ func readDocument(ctx context.Context, d thauth.Data, projectID string, optimist
 // the configuration would have; when entities would be created it is indicative only, since
 // their ids are generated anew by the real apply.
 //
+// A write is recorded in the organization's audit chain (config.applied, with counts of what
+// changed) in the same transaction, with ctx's actor (WithAuditActor).
+//
 // Errors: EInvalid, ETooLarge, EUnsupported (format), ENotFound (project), or the store's.
 func (s *Service) ApplyConfig(ctx context.Context, projectID string, body []byte, f Format, dryRun bool) (*ApplyResult, error) {
 	doc, err := parseDocument(body, f)
@@ -173,7 +176,7 @@ func (s *Service) ApplyConfig(ctx context.Context, projectID string, body []byte
 			return err
 		}
 		res.Revision, wrote = rev, true
-		return nil
+		return s.auditChange(ctx, tx, project.OrganizationID, AuditConfigApplied, projectID, applyAuditData(projectID, res))
 	})
 	if err != nil {
 		return nil, storeError(err, "could not apply the configuration")

@@ -3,6 +3,7 @@ package manage
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"github.com/thauth/thauth"
 )
@@ -68,7 +69,7 @@ func (s *Service) appendAudit(ctx context.Context, d thauth.Data, ev auditEvent)
 		Action:         ev.Action,
 		Target:         ev.Target,
 		IP:             ev.Client.IP,
-		UserAgent:      truncate(ev.Client.UserAgent, 300),
+		UserAgent:      truncate(strings.ToValidUTF8(ev.Client.UserAgent, "\uFFFD"), 300),
 	}
 	if len(ev.Data) > 0 {
 		b, err := json.Marshal(ev.Data)

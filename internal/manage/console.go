@@ -113,6 +113,9 @@ var errOrgNotFound = thauth.Errorf(thauth.ENotFound, "organization not found")
 //   - EForbidden when a is an access token without the write scope and the action is not
 //     "read", when the organization requires two-factor authentication and a has none, and
 //     when the access comes from an operator role but a is not a session with MFA;
+//   - EForbidden "this organization is suspended: …" when an operator suspended the
+//     organization and the action is not "read": its console is read-only for members
+//     (an operator role still acts, under the operator rules);
 //   - EUnauthenticated when a has no account.
 //
 // Access through an operator role is recorded in the organization's audit chain
@@ -171,6 +174,12 @@ func (s *Service) orgAuthorize(ctx context.Context, a Actor, org *thauth.Organiz
 	}
 	if a.Via == ViaToken && !slices.Contains(a.Scopes, thauth.TokenScopeWrite) && action != "read" {
 		return nil, thauth.Errorf(thauth.EForbidden, "this access token is read-only")
+	}
+	if memberRole != "" && org.SuspendedAt != nil && action != "read" {
+		if operatorRole == "" {
+			return nil, orgSuspended(org)
+		}
+		memberRole = "" // only the operator role may change a suspended organization
 	}
 	if memberRole != "" {
 		if org.RequireMFA && !a.MFA {

@@ -22,8 +22,10 @@ const maxInitNameChars = 200
 // projectName in it, and two API keys for the project: "admin" (scope admin) and
 // "decisions" (scopes decisions:read and subjects:write). Names are 1–200 characters of
 // printable UTF-8 (EInvalid otherwise). Each call creates new ones; it does not look for
-// existing organizations or projects. After the commit the engine is synced, so the keys
-// work as soon as Init returns.
+// existing organizations or projects. The organization's audit chain starts with
+// org.created, project.created and two key.created entries, with ctx's actor
+// (WithAuditActor; ActorSystem without one). After the commit the engine is synced, so the
+// keys work as soon as Init returns.
 func (s *Service) Init(ctx context.Context, orgName, projectName string) (*InitResult, error) {
 	if msg := validateLabel(orgName, maxInitNameChars); msg != "" {
 		return nil, thauth.Errorf(thauth.EInvalid, "organization name %s", msg)
@@ -68,7 +70,20 @@ func (s *Service) Init(ctx context.Context, orgName, projectName string) (*InitR
 			{Kind: thauth.ChangeKey, Ref: admin.ID},
 			{Kind: thauth.ChangeKey, Ref: decisions.ID},
 		}, now)
+		if err != nil {
+			return err
+		}
 		res.Project.Revision = rev
+		orgID := res.Organization.ID
+		if err := s.auditChange(ctx, tx, orgID, AuditOrgCreated, orgID, map[string]string{"name": orgName}); err != nil {
+			return err
+		}
+		err = s.auditChange(ctx, tx, orgID, AuditProjectCreated, res.Project.ID, map[string]string{"name": projectName})
+		for _, k := range []*thauth.APIKey{admin, decisions} {
+			if err == nil {
+				err = s.auditChange(ctx, tx, orgID, AuditKeyCreated, k.ID, keyAuditData(k))
+			}
+		}
 		return err
 	})
 	if err != nil {

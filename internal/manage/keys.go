@@ -25,8 +25,9 @@ const maxKeyNameChars = 100
 // token is shown only here: only its SHA-256 hash is stored, and the returned key's Hash is
 // cleared. Scopes are stored in canonical order (thauth.ValidScopes) and times in UTC,
 // truncated to microseconds. The key authenticates as soon as CreateKey returns (the engine
-// is synced). Errors: EInvalid for a bad request (the message names the field), ENotFound
-// for an unknown project.
+// is synced). The creation is recorded in the organization's audit chain (key.created, by
+// id, with ctx's actor: WithAuditActor). Errors: EInvalid for a bad request (the message
+// names the field), ENotFound for an unknown project.
 func (s *Service) CreateKey(ctx context.Context, projectID string, req KeyRequest) (*thauth.APIKey, string, error) {
 	k, token, _, err := s.CreateKeyRevision(ctx, projectID, req)
 	return k, token, err
@@ -61,15 +62,18 @@ func (s *Service) CreateKeyRevision(ctx context.Context, projectID string, req K
 	}
 	var rev int64
 	err = s.store.Tx(ctx, func(ctx context.Context, tx thauth.Data) error {
-		if _, err := tx.GetProject(ctx, projectID); err != nil {
+		p, err := tx.GetProject(ctx, projectID)
+		if err != nil {
 			return err
 		}
 		if err := tx.CreateAPIKey(ctx, projectID, key); err != nil {
 			return err
 		}
-		var err error
 		rev, err = tx.AppendChanges(ctx, projectID, []thauth.Change{{Kind: thauth.ChangeKey, Ref: key.ID}}, now)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.auditChange(ctx, tx, p.OrganizationID, AuditKeyCreated, key.ID, keyAuditData(key))
 	})
 	if err != nil {
 		return nil, "", 0, storeError(err, "could not create the API key")
@@ -102,7 +106,8 @@ func (s *Service) ListKeys(ctx context.Context, projectID string) ([]thauth.APIK
 
 // RevokeKey revokes the project's key keyID; from the next request on it no longer
 // authenticates (the engine is synced before RevokeKey returns). Revoking a revoked key is a
-// no-op that keeps the first revocation time. ENotFound when the project has no such key
+// no-op that keeps the first revocation time. A revocation is recorded in the organization's
+// audit chain (key.revoked, with ctx's actor). ENotFound when the project has no such key
 // (including a key of another project).
 func (s *Service) RevokeKey(ctx context.Context, projectID, keyID string) error {
 	_, err := s.RevokeKeyRevision(ctx, projectID, keyID)
@@ -136,8 +141,12 @@ func (s *Service) RevokeKeyRevision(ctx context.Context, projectID, keyID string
 		if rev, err = tx.AppendChanges(ctx, projectID, []thauth.Change{{Kind: thauth.ChangeKey, Ref: keyID}}, now); err != nil {
 			return err
 		}
+		p, err := tx.GetProject(ctx, projectID)
+		if err != nil {
+			return err
+		}
 		wrote = true
-		return nil
+		return s.auditChange(ctx, tx, p.OrganizationID, AuditKeyRevoked, keyID, keyAuditData(k))
 	})
 	if err != nil {
 		return 0, storeError(err, "could not revoke the API key")

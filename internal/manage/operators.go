@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -61,7 +62,11 @@ func (s *Service) GrantOperator(ctx context.Context, email, role, grantedBy stri
 	if err != nil {
 		return nil, err
 	}
-	var op *thauth.Operator
+	var (
+		op       *thauth.Operator
+		secEvent *thauth.SecurityEvent
+		fan      securityFanOut
+	)
 	err = s.orgConsoleTx(ctx, func(ctx context.Context, tx thauth.Data, g *orgGrants) error {
 		previous := ""
 		if cur, err := tx.GetOperator(ctx, acct.ID); err == nil {
@@ -80,12 +85,30 @@ func (s *Service) GrantOperator(ctx context.Context, email, role, grantedBy stri
 		if previous != "" {
 			data["previous_role"] = previous
 		}
-		return s.appendAudit(ctx, tx, auditEvent{ActorType: thauth.ActorCLI, ActorID: orgCLIUser(grantedBy),
-			AccountID: acct.ID, Action: "operator.granted", Target: acct.ID, Data: data})
+		if err := s.appendAudit(ctx, tx, auditEvent{ActorType: thauth.ActorCLI, ActorID: orgCLIUser(grantedBy),
+			AccountID: acct.ID, Action: "operator.granted", Target: acct.ID, Data: data}); err != nil {
+			return err
+		}
+		// A new operator is a security event of the installation (abuse rule operator_granted),
+		// recorded in the grant's transaction (the CLI runs without a detector): stored, mailed
+		// to the operators and sent to webhooks like every other security event.
+		ev := map[string]string{"account_id": acct.ID, "email": acct.Email, "role": role, "granted_by": grantedBy}
+		if previous != "" {
+			ev["previous_role"] = previous
+		}
+		evidence, err := json.Marshal(ev)
+		if err != nil {
+			return thauth.Internal(err, "could not record the security event")
+		}
+		secEvent = &thauth.SecurityEvent{Kind: "operator_granted", Severity: thauth.SeverityHigh, At: g.now,
+			Title: "Operator role " + role + " granted to " + acct.Email, Evidence: string(evidence)}
+		fan, err = s.recordSecurityEventTx(ctx, tx, secEvent)
+		return err
 	})
 	if err != nil {
 		return nil, storeError(err, "could not grant the operator role")
 	}
+	s.securityRecorded(ctx, secEvent, fan)
 	s.log.InfoContext(ctx, "operator role granted", "account_id", acct.ID, "role", role)
 	return op, nil
 }

@@ -19,6 +19,7 @@ import (
 //	mfa_changed      name, change ("enabled", "disabled", "recovery codes regenerated",
 //	                 "recovery code used"), time
 //	security_alert   name, title, detail, time
+//	incident_notice  name, organization, subject, message, incident (an operator's notice)
 const (
 	MailVerifyEmail   = "verify_email"
 	MailPasswordReset = "password_reset"
@@ -27,6 +28,10 @@ const (
 	MailMFAChanged    = "mfa_changed"
 	MailSecurityAlert = "security_alert"
 )
+
+// MailIncidentNotice is an operator's notice to an organization's owners (thauth operator
+// notify); its payload keys are in the list above.
+const MailIncidentNotice = "incident_notice"
 
 // MailPurpose is the seal purpose of outbox payloads (internal/mail opens them with it).
 const MailPurpose = "mail"

@@ -68,6 +68,15 @@ type Options struct {
 	// MailQueued is called after a transaction that queued mail commits, to wake the
 	// outbox worker; nil means the worker finds it on its next poll.
 	MailQueued func()
+
+	// Security events and webhooks (security.go, webhooks.go).
+	//
+	// AllowInsecureWebhooks accepts http:// webhook endpoint URLs (development and tests);
+	// otherwise only https:// is. CheckWebhookURL, when set, is a further check of a URL
+	// being registered (the node passes its webhook sender's policy, which refuses
+	// non-public IP addresses); its error message is shown to the caller.
+	AllowInsecureWebhooks bool
+	CheckWebhookURL       func(rawURL string) error
 }
 
 // Sealer encrypts and decrypts stored secrets, bound to a purpose and a row id.

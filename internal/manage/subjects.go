@@ -46,7 +46,9 @@ type UpsertResult struct {
 // ids, unknown feature ids, actions a feature does not have, effects other than allow/deny
 // and bad resource patterns give one *thauth.Error with code EInvalid whose message names
 // every offending field and id (Problems lists them too); then nothing is written, not even
-// the subject. ENotFound for an unknown project. After the commit the engine is synced.
+// the subject. ENotFound for an unknown project. The write is recorded in the organization's
+// audit chain (subject.upserted, with ctx's actor: WithAuditActor) in the same transaction.
+// After the commit the engine is synced.
 func (s *Service) UpsertSubject(ctx context.Context, projectID string, req UpsertRequest) (*UpsertResult, error) {
 	var problems []thauth.Problem
 	bad := func(path, format string, args ...any) {
@@ -99,7 +101,8 @@ func (s *Service) UpsertSubject(ctx context.Context, projectID string, req Upser
 	var res *UpsertResult
 	err := s.store.Tx(ctx, func(ctx context.Context, tx thauth.Data) error {
 		res = nil
-		if _, err := tx.GetProject(ctx, projectID); err != nil {
+		project, err := tx.GetProject(ctx, projectID)
+		if err != nil {
 			return err
 		}
 		cfg, err := tx.LoadConfig(ctx, projectID)
@@ -182,7 +185,12 @@ func (s *Service) UpsertSubject(ctx context.Context, projectID string, req Upser
 			return err
 		}
 		res = &UpsertResult{Created: created, Subject: subject, Revision: rev}
-		return nil
+		roleIDs := make([]string, len(assignments))
+		for i, a := range assignments {
+			roleIDs[i] = a.RoleID
+		}
+		return s.auditChange(ctx, tx, project.OrganizationID, AuditSubjectUpsert, req.SubjectID,
+			upsertAuditData(projectID, &req, tenant, roleIDs, len(overrides), created))
 	})
 	if err != nil {
 		return nil, storeError(err, "could not upsert the subject")

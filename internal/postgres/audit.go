@@ -103,6 +103,9 @@ func (d *data) ListAudit(ctx context.Context, f thauth.AuditFilter) ([]thauth.Au
 	default:
 		where = append(where, "action = "+arg(f.Action))
 	}
+	if f.ActorID != "" {
+		where = append(where, "actor_id = "+arg(f.ActorID))
+	}
 	limit := f.Limit
 	if limit < 1 || limit > 1000 {
 		limit = 1000
@@ -149,4 +152,19 @@ func (d *data) AuditChains(ctx context.Context) ([]string, error) {
 		err := sc.Scan(&c)
 		return c, err
 	})
+}
+
+// AuditHead returns the chain's head (last_seq, last_hash) without locking it; ENotFound
+// without one.
+func (d *data) AuditHead(ctx context.Context, chain string) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := d.q.QueryRow(ctx, `SELECT last_seq, last_hash FROM audit_chains WHERE chain = $1`, chain).Scan(&seq, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil, thauth.Errorf(thauth.ENotFound, "no such audit chain")
+	}
+	if err != nil {
+		return 0, nil, mapErr(err, "cannot read the audit chain head")
+	}
+	return seq, hash, nil
 }

@@ -107,14 +107,14 @@ func utcPtr(t *time.Time) *time.Time {
 
 // ---- organizations and projects ----
 
+// CreateOrganization inserts org, with its suspension (SuspendedAt, SuspendedReason) as
+// given; EConflict if its id is taken.
 func (d *data) CreateOrganization(ctx context.Context, org *thauth.Organization) error {
 	org.CreatedAt = normTime(org.CreatedAt)
-	mfa := 0
-	if org.RequireMFA {
-		mfa = 1
-	}
-	_, err := d.q.Exec(ctx, `INSERT INTO organizations (id, name, created_at, require_mfa) VALUES ($1, $2, $3, $4)`,
-		org.ID, org.Name, org.CreatedAt, mfa)
+	normOptTime(&org.SuspendedAt)
+	_, err := d.q.Exec(ctx, `INSERT INTO organizations (id, name, created_at, require_mfa, suspended_at, suspended_reason)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		org.ID, org.Name, org.CreatedAt, boolInt(org.RequireMFA), nullTime(org.SuspendedAt), org.SuspendedReason)
 	if isUniqueViolation(err) {
 		return thauth.Errorf(thauth.EConflict, "organization %s already exists", org.ID)
 	}
@@ -122,14 +122,10 @@ func (d *data) CreateOrganization(ctx context.Context, org *thauth.Organization)
 }
 
 func (d *data) GetOrganization(ctx context.Context, orgID string) (*thauth.Organization, error) {
-	o := thauth.Organization{ID: orgID}
-	var mfa int32
-	err := d.q.QueryRow(ctx, `SELECT name, created_at, require_mfa FROM organizations WHERE id = $1`, orgID).
-		Scan(&o.Name, &o.CreatedAt, &mfa)
+	o, err := scanOrganization(d.q.QueryRow(ctx, `SELECT `+organizationColumns+` FROM organizations o WHERE o.id = $1`, orgID))
 	if err != nil {
 		return nil, notFound(err, "organization")
 	}
-	o.CreatedAt, o.RequireMFA = o.CreatedAt.UTC(), mfa != 0
 	return &o, nil
 }
 

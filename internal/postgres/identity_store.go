@@ -284,6 +284,11 @@ func (s *Store) ScanAudit(ctx context.Context, chain string, fn func(*thauth.Aud
 	return s.direct().ScanAudit(ctx, chain, fn)
 }
 
+// AuditHead returns the chain's head (see data.AuditHead).
+func (s *Store) AuditHead(ctx context.Context, chain string) (int64, []byte, error) {
+	return s.direct().AuditHead(ctx, chain)
+}
+
 // AuditChains returns every chain with entries, in byte order.
 func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
 	return s.direct().AuditChains(ctx)

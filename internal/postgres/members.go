@@ -15,14 +15,14 @@ func (d *data) UpdateOrganization(ctx context.Context, org *thauth.Organization)
 	return affected(tag, err, "organization")
 }
 
-const organizationColumns = `o.id, o.name, o.created_at, o.require_mfa`
+const organizationColumns = `o.id, o.name, o.created_at, o.require_mfa, o.suspended_at, o.suspended_reason`
 
 // scanOrganization scans organizationColumns, then extra.
 func scanOrganization(sc rowScanner, extra ...any) (thauth.Organization, error) {
 	var o thauth.Organization
 	var mfa int32
-	err := sc.Scan(append([]any{&o.ID, &o.Name, &o.CreatedAt, &mfa}, extra...)...)
-	o.CreatedAt, o.RequireMFA = o.CreatedAt.UTC(), mfa != 0
+	err := sc.Scan(append([]any{&o.ID, &o.Name, &o.CreatedAt, &mfa, &o.SuspendedAt, &o.SuspendedReason}, extra...)...)
+	o.CreatedAt, o.RequireMFA, o.SuspendedAt = o.CreatedAt.UTC(), mfa != 0, utcPtr(o.SuspendedAt)
 	return o, err
 }
 

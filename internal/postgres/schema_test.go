@@ -47,8 +47,8 @@ func (s schema) sort() {
 }
 
 // typeClass maps each engine's column types to what they stand for; the SQLite schema keeps
-// times as INTEGER microseconds, so INTEGER columns named *_at, valid_from and valid_until
-// are times.
+// times as INTEGER microseconds, so INTEGER columns named *_at, at, valid_from, valid_until
+// and locked_until are times.
 func typeClass(column, typ string) string {
 	switch strings.ToLower(typ) {
 	case "text":
@@ -60,7 +60,7 @@ func typeClass(column, typ string) string {
 	case "timestamp with time zone":
 		return "time"
 	case "integer":
-		if strings.HasSuffix(column, "_at") || column == "valid_from" || column == "valid_until" {
+		if strings.HasSuffix(column, "_at") || column == "at" || column == "valid_from" || column == "valid_until" || column == "locked_until" {
 			return "time"
 		}
 		return "int32"

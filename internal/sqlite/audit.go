@@ -79,6 +79,9 @@ func (d *data) ListAudit(ctx context.Context, f thauth.AuditFilter) ([]thauth.Au
 	default:
 		where, args = append(where, "action = ?"), append(args, f.Action)
 	}
+	if f.ActorID != "" {
+		where, args = append(where, "actor_id = ?"), append(args, f.ActorID)
+	}
 	limit := f.Limit
 	if limit < 1 || limit > 1000 {
 		limit = 1000
@@ -117,4 +120,18 @@ func (d *data) AuditChains(ctx context.Context) ([]string, error) {
 		err := sc.Scan(&c)
 		return c, err
 	})
+}
+
+// AuditHead returns the chain's head (last_seq, last_hash); ENotFound without one.
+func (d *data) AuditHead(ctx context.Context, chain string) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := d.queryRow(ctx, `SELECT last_seq, last_hash FROM audit_chains WHERE chain = ?`, []any{chain}, &seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, thauth.Errorf(thauth.ENotFound, "no such audit chain")
+	}
+	if err != nil {
+		return 0, nil, mapErr(err, "cannot read the audit chain head")
+	}
+	return seq, hash, nil
 }

@@ -115,8 +115,10 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 
 func (d *data) CreateOrganization(ctx context.Context, org *thauth.Organization) error {
 	org.CreatedAt = normTime(org.CreatedAt)
-	_, err := d.exec(ctx, `INSERT INTO organizations (id, name, created_at, require_mfa) VALUES (?, ?, ?, ?)`,
-		org.ID, org.Name, micros(org.CreatedAt), boolInt(org.RequireMFA))
+	normOptTime(&org.SuspendedAt)
+	_, err := d.exec(ctx, `INSERT INTO organizations (id, name, created_at, require_mfa, suspended_at, suspended_reason)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		org.ID, org.Name, micros(org.CreatedAt), boolInt(org.RequireMFA), nullMicros(org.SuspendedAt), org.SuspendedReason)
 	if isUniqueViolation(err) {
 		return thauth.Errorf(thauth.EConflict, "organization %s already exists", org.ID)
 	}
@@ -124,14 +126,14 @@ func (d *data) CreateOrganization(ctx context.Context, org *thauth.Organization)
 }
 
 func (d *data) GetOrganization(ctx context.Context, orgID string) (*thauth.Organization, error) {
-	o := thauth.Organization{ID: orgID}
-	var created, mfa int64
-	err := d.queryRow(ctx, `SELECT name, created_at, require_mfa FROM organizations WHERE id = ?`, []any{orgID},
-		&o.Name, &created, &mfa)
+	st, err := d.stmt(ctx, `SELECT `+organizationColumns+` FROM organizations o WHERE o.id = ?`)
+	if err != nil {
+		return nil, mapErr(err, "cannot read organization")
+	}
+	o, err := scanOrganization(st.QueryRowContext(ctx, orgID))
 	if err != nil {
 		return nil, notFound(err, "organization")
 	}
-	o.CreatedAt, o.RequireMFA = fromMicros(created), mfa != 0
 	return &o, nil
 }
 

@@ -266,6 +266,18 @@ func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
 	return readValue(ctx, s, func(d *data) ([]string, error) { return d.AuditChains(ctx) })
 }
 
+// AuditHead returns the chain's head (see data.AuditHead).
+func (s *Store) AuditHead(ctx context.Context, chain string) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := s.read(ctx, func(d *data) error {
+		var err error
+		seq, hash, err = d.AuditHead(ctx, chain)
+		return err
+	})
+	return seq, hash, err
+}
+
 // ScanAudit streams chain in Seq order. It holds one read connection (one snapshot) until the
 // scan ends; fn runs while it is held.
 func (s *Store) ScanAudit(ctx context.Context, chain string, fn func(*thauth.AuditEntry) error) error {

@@ -16,13 +16,14 @@ func (d *data) UpdateOrganization(ctx context.Context, org *thauth.Organization)
 	return affected(res, err, "organization")
 }
 
-const organizationColumns = `o.id, o.name, o.created_at, o.require_mfa`
+const organizationColumns = `o.id, o.name, o.created_at, o.require_mfa, o.suspended_at, o.suspended_reason`
 
 func scanOrganization(sc scanner, extra ...any) (thauth.Organization, error) {
 	var o thauth.Organization
 	var created, mfa int64
-	err := sc.Scan(append([]any{&o.ID, &o.Name, &created, &mfa}, extra...)...)
-	o.CreatedAt, o.RequireMFA = fromMicros(created), mfa != 0
+	var suspended sql.NullInt64
+	err := sc.Scan(append([]any{&o.ID, &o.Name, &created, &mfa, &suspended, &o.SuspendedReason}, extra...)...)
+	o.CreatedAt, o.RequireMFA, o.SuspendedAt = fromMicros(created), mfa != 0, fromNullMicros(suspended)
 	return o, err
 }
 

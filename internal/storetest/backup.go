@@ -230,7 +230,90 @@ func Populate(t testing.TB, s BackupStore) *Populated {
 	_, err = s.AppendChanges(ctx, empty.ID, []thauth.Change{{Kind: thauth.ChangeProject}}, at(-69*time.Hour))
 	ok(err)
 	populateIdentity(t, s, &org, &lonely)
+	populateProtection(t, s, &org, shop.ID)
 	return p
+}
+
+// populateProtection fills every protection table (migration 0004) with rows that have both
+// NULL and non-NULL optional columns, a gap marker, every delivery state and a suspended
+// organization. It uses org only: the organization without projects stays unreferenced.
+func populateProtection(t testing.TB, s BackupStore, org *thauth.Organization, projectID string) {
+	t.Helper()
+	ctx := context.Background()
+	ok := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Date(1969, 7, 20, 20, 17, 40, 123456000, time.UTC)
+
+	suspended := at(-20 * time.Minute)
+	ok(s.SetOrganizationSuspension(ctx, org.ID, &suspended, "Abuse: \"credential stuffing\" ü\nticket 42"))
+	org.SuspendedAt, org.SuspendedReason = &suspended, "Abuse: \"credential stuffing\" ü\nticket 42"
+
+	ok(s.AppendDecisions(ctx, []thauth.DecisionRecord{
+		{ID: newID(), ProjectID: projectID, At: at(-3 * time.Minute), KeyID: newID(), Subject: "user:ünï\"code\"\\🎉",
+			Feature: "billing", Action: "refund", Tenant: "acme-eu", Resource: "invoices/42", Allowed: true,
+			Reason: "allowed_by_role", Latency: 1234 * time.Microsecond},
+		{ID: newID(), ProjectID: projectID, At: old, Subject: "user:B", Feature: "reports", Action: "export", Reason: "no_grant"},
+		{ID: newID(), ProjectID: projectID, At: at(-2 * time.Minute), Gap: 1234567},
+	}))
+
+	for i, e := range []thauth.SecurityEvent{
+		{OrganizationID: org.ID, ProjectID: projectID, Kind: "key.invalid_burst", Severity: thauth.SeverityHigh,
+			Title: "Invalid keys from \"203.0.113.7\"", Evidence: `{"ip":"203.0.113.7","count":"57","note":"ü\"q\""}`},
+		{Kind: "operator.granted", Severity: thauth.SeverityCritical, Title: "Operator granted", Evidence: "{}"},
+	} {
+		e.ID, e.At = newID(), at(-time.Duration(10+i)*time.Minute)
+		ok(s.AppendSecurityEvent(ctx, &e))
+	}
+
+	full := thauth.WebhookEndpoint{ID: newID(), URL: "https://hooks.example.com/thauth?x=1&y=\"2\"",
+		Description: "Ops \"pager\" ü\\", Events: []string{"security.*", "security.key.revoked_used", "a,b"},
+		Secret: "v1.dk_0002.c2VjcmV0", PreviousSecret: "v1.dk_0001.b2xk", PreviousSecretExpiresAt: ptr(at(23 * time.Hour)),
+		DisabledAt: ptr(at(-time.Minute)), DisabledReason: "410 Gone", CreatedAt: at(-30 * time.Hour)}
+	bare := thauth.WebhookEndpoint{ID: newID(), URL: "http://localhost:9000/", Secret: "v1.dk_0002.YmFyZQ", CreatedAt: old}
+	ok(s.CreateWebhookEndpoint(ctx, org.ID, &full))
+	ok(s.CreateWebhookEndpoint(ctx, org.ID, &bare))
+
+	ds := []thauth.WebhookDelivery{
+		{ID: newID(), EndpointID: full.ID, EventID: newID(), EventType: "security.key.invalid_burst",
+			Payload: []byte(`{"type":"security.key.invalid_burst"}` + "\x00\xff"), Status: thauth.DeliveryPending,
+			NextAttemptAt: ptr(at(time.Minute)), CreatedAt: at(-time.Hour)},
+		{ID: newID(), EndpointID: full.ID, EventID: newID(), EventType: "security.org.suspended", Payload: []byte(`{}`),
+			Status: thauth.DeliveryPending, NextAttemptAt: ptr(at(-50 * time.Minute)), CreatedAt: at(-50 * time.Minute)},
+		{ID: newID(), EndpointID: bare.ID, EventID: newID(), EventType: "security.test", Payload: []byte(`{"t":1}`),
+			Status: thauth.DeliveryPending, NextAttemptAt: ptr(at(-40 * time.Minute)), CreatedAt: at(-40 * time.Minute)},
+	}
+	ok(s.EnqueueDeliveries(ctx, org.ID, ds))
+	delivered := ds[1]
+	delivered.Status, delivered.Attempts, delivered.NextAttemptAt, delivered.LastStatusCode = thauth.DeliveryDelivered, 2, nil, 204
+	delivered.LastAttemptAt, delivered.DeliveredAt = ptr(at(-45*time.Minute)), ptr(at(-45*time.Minute))
+	ok(s.UpdateDelivery(ctx, org.ID, &delivered, &thauth.WebhookAttempt{Number: 1, At: at(-50 * time.Minute),
+		Duration: 10 * time.Second, Error: "timeout \"after\" 10s", RetryAfter: 5 * time.Minute}))
+	ok(s.UpdateDelivery(ctx, org.ID, &delivered, &thauth.WebhookAttempt{Number: 2, At: at(-45 * time.Minute),
+		Duration: 42 * time.Millisecond, StatusCode: 204}))
+	failed := ds[2]
+	failed.Status, failed.Attempts, failed.NextAttemptAt, failed.LastStatusCode = thauth.DeliveryFailed, 1, nil, 500
+	failed.LastAttemptAt, failed.LastError = ptr(at(-39*time.Minute)), "500 Internal Server Error\n"
+	ok(s.UpdateDelivery(ctx, org.ID, &failed, &thauth.WebhookAttempt{Number: 1, At: at(-39 * time.Minute),
+		Duration: 120 * time.Millisecond, StatusCode: 500, Error: "500"}))
+
+	closed := thauth.Incident{ID: newID(), Title: "Leaked key", Status: "closed", CreatedAt: at(-3 * time.Hour),
+		CreatedBy: "root", ClosedAt: ptr(at(-2 * time.Hour))}
+	active := thauth.Incident{ID: newID(), Title: "Credential \"stuffing\" ü", Status: "open", CreatedAt: at(-25 * time.Minute),
+		CreatedBy: "acct:ops"}
+	ok(s.CreateIncident(ctx, &closed))
+	ok(s.CreateIncident(ctx, &active))
+	for _, ev := range []thauth.IncidentEvent{
+		{IncidentID: active.ID, At: at(-25 * time.Minute), Actor: "acct:ops", Kind: "opened", Detail: "{}"},
+		{IncidentID: active.ID, At: at(-20 * time.Minute), Actor: "acct:ops", Kind: "org.suspended",
+			Detail: `{"organization_id":"` + org.ID + `","reason":"ü\"q\""}`},
+		{IncidentID: closed.ID, At: at(-2 * time.Hour), Actor: "root", Kind: "closed", Detail: "{}"},
+	} {
+		ok(s.AppendIncidentEvent(ctx, &ev))
+	}
 }
 
 // populateIdentity fills every identity table (migration 0003) with rows that have both

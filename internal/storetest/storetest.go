@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) thauth.Store) {
 	t.Run("Tx", func(t *testing.T) { testTx(t, open) })
 	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open) })
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, open) })
+	t.Run("Protection", func(t *testing.T) { testProtection(t, open) })
 }
 
 // opts compares stored values: times by instant (cmp uses time.Time.Equal), empty and nil

@@ -108,3 +108,6 @@ CREATE TABLE incident_events (
     detail      TEXT    NOT NULL DEFAULT '{}',
     PRIMARY KEY (incident_id, seq)
 );
+
+-- Audit retention (PruneAudit) deletes the oldest entries first.
+CREATE INDEX audit_log_by_time ON audit_log (at);
