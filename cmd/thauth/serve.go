@@ -205,6 +205,21 @@ func serveSettings() []serveSetting {
 			usage: "SMTP server `host:port` (STARTTLS required; implicit TLS on port 465); the password comes from\nTHAUTH_SMTP_PASSWORD",
 			def:   func(c *serveConfig) string { return c.Mail.SMTPAddr },
 			set:   func(c *serveConfig, v string) string { c.Mail.SMTPAddr = v; return "" }},
+		{flag: "audit-retention", env: "THAUTH_AUDIT_RETENTION", field: "AuditRetention",
+			usage: "how long audit entries are kept (`duration`, e.g. 8760h; 0 keeps them forever)",
+			def:   func(c *serveConfig) string { return c.AuditRetention.String() },
+			set:   duration(func(c *serveConfig) *time.Duration { return &c.AuditRetention })},
+		{flag: "webhook-allow-insecure", env: "THAUTH_WEBHOOK_ALLOW_INSECURE", field: "WebhookAllowInsecure", boolean: true,
+			usage: "development only: accept http:// webhook URLs and private or loopback addresses",
+			def:   func(c *serveConfig) string { return strconv.FormatBool(c.WebhookAllowInsecure) },
+			set: func(c *serveConfig, v string) string {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Sprintf("%q is not a boolean (true or false)", v)
+				}
+				c.WebhookAllowInsecure = b
+				return ""
+			}},
 		{flag: "smtp-username", env: "THAUTH_SMTP_USERNAME", field: "Mail.SMTPUsername",
 			usage: "SMTP user `name`",
 			def:   func(c *serveConfig) string { return c.Mail.SMTPUsername },

@@ -7,7 +7,9 @@
 //
 // Record does no I/O and never waits: it copies the record's strings into one allocation
 // (the caller's strings may point into buffers it reuses) and makes one non-blocking send on
-// a buffered channel of compact entries (a short critical section inside the runtime).
+// one of several buffered channels of compact entries (Options.Shards, picked at random, a
+// second one tried when the first is full), so that concurrent decisions seldom meet on a
+// channel's lock. Run empties them every FlushInterval.
 //
 // # Drops and gap markers
 //
@@ -56,6 +58,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -103,6 +106,8 @@ type Options struct {
 	BufferSize int
 	// BatchSize is the largest number of records written in one AppendDecisions call.
 	BatchSize int
+	// Shards is the number of channels the buffer is split into; 0 means 4 × GOMAXPROCS.
+	Shards int
 	// FlushInterval is how long a record waits at most before a partial batch is written.
 	FlushInterval time.Duration
 	// Retention is how long records are kept: 0 means DefaultRetention, a negative value
@@ -141,7 +146,7 @@ type Writer struct {
 	o     Options
 	log   *slog.Logger
 
-	ch     chan entry
+	shards []chan entry // the buffer
 	closed atomic.Bool
 
 	// drops holds a *projectDrops per project that ever dropped a record: the counts not
@@ -256,6 +261,10 @@ func New(store thauth.DecisionLogStore, o Options) *Writer {
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
 	}
+	if o.Shards <= 0 {
+		o.Shards = 4 * runtime.GOMAXPROCS(0)
+	}
+	o.Shards = min(o.Shards, o.BufferSize)
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = DefaultFlushInterval
 	}
@@ -278,16 +287,20 @@ func New(store thauth.DecisionLogStore, o Options) *Writer {
 		store:    store,
 		o:        o,
 		log:      o.Logger,
-		ch:       make(chan entry, o.BufferSize),
 		sem:      make(chan struct{}, 1),
 		flushReq: make(chan chan error),
 		stop:     make(chan struct{}),
+		shards:   make([]chan entry, o.Shards),
 		batch:    make([]thauth.DecisionRecord, 0, o.BatchSize),
 		pending:  map[string]*gapMarker{},
 		wall:     time.Now,
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
+	}
+	per := (o.BufferSize + o.Shards - 1) / o.Shards
+	for i := range w.shards {
+		w.shards[i] = make(chan entry, per)
 	}
 	return w
 }
@@ -297,15 +310,35 @@ func New(store thauth.DecisionLogStore, o Options) *Writer {
 // Record copies what it keeps: rec's strings may point into memory the caller reuses once
 // Record returns. Safe for concurrent use.
 func (w *Writer) Record(rec thauth.DecisionRecord) {
-	if w.closed.Load() || len(w.ch) == cap(w.ch) { // full: do not copy for nothing
+	if w.closed.Load() {
+		w.drop(rec.ProjectID, rec.At.UnixNano(), 1)
+		return
+	}
+	ch := w.shards[0]
+	if n := uint64(len(w.shards)); n > 1 {
+		r := rand.Uint64()
+		if ch = w.shards[r%n]; len(ch) == cap(ch) {
+			ch = w.shards[(r>>32)%n]
+		}
+	}
+	if len(ch) == cap(ch) { // full: do not copy for nothing
 		w.drop(rec.ProjectID, rec.At.UnixNano(), 1)
 		return
 	}
 	select {
-	case w.ch <- pack(&rec):
+	case ch <- pack(&rec):
 	default:
 		w.drop(rec.ProjectID, rec.At.UnixNano(), 1)
 	}
+}
+
+// buffered returns the number of entries in the buffer.
+func (w *Writer) buffered() int {
+	n := 0
+	for _, ch := range w.shards {
+		n += len(ch)
+	}
+	return n
 }
 
 // drop counts n dropped records of projectID, the earliest at Unix nanoseconds at.
@@ -334,7 +367,7 @@ func (w *Writer) drop(projectID string, at int64, n uint64) {
 
 // Stats returns the counters. Safe for concurrent use.
 func (w *Writer) Stats() Stats {
-	buffered := uint64(len(w.ch))
+	buffered := uint64(w.buffered())
 	dropped := w.collected.Load()
 	w.drops.Range(func(_, v any) bool {
 		dropped += v.(*projectDrops).n.Load()
@@ -391,11 +424,10 @@ func (w *Writer) Run(ctx context.Context) error {
 	w.sampleN, w.sampleTotal = w.o.SchedWaits()
 	for {
 		// During a pause the buffer is not read: what does not fit is dropped and counted.
-		recv := w.ch
 		var resume <-chan time.Time
 		paused := false
 		if wait := w.resumeAt.Sub(w.wall()); wait > 0 {
-			recv, paused = nil, true
+			paused = true
 			pause.Reset(wait)
 			resume = pause.C
 		}
@@ -406,24 +438,35 @@ func (w *Writer) Run(ctx context.Context) error {
 			return nil
 		case reply := <-w.flushReq:
 			reply <- w.flushAll(ctx)
-		case e := <-recv:
-			w.add(&e)
-			w.fill()
-			if len(w.batch) >= w.o.BatchSize {
-				w.throttle(w.timedWrite(ctx))
-			}
 		case <-tick.C:
 			if !paused {
-				w.fill()
-				w.throttle(w.timedWrite(ctx))
+				w.drain(ctx)
 			}
 		case <-resume:
+			w.drain(ctx)
 		}
 	}
 }
 
-// timedWrite is writeBatch, returning how long it took.
+// drain writes the buffer in batches, and the gap markers, until the buffer is empty or the
+// writer pauses.
+func (w *Writer) drain(ctx context.Context) {
+	for {
+		w.fill()
+		empty := len(w.batch) == 0
+		w.throttle(w.timedWrite(ctx)) // the batch and the gap markers
+		if empty || w.buffered() == 0 || w.resumeAt.After(w.wall()) || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// timedWrite is writeBatch, returning how long it took (0 when there was nothing to write).
 func (w *Writer) timedWrite(ctx context.Context) time.Duration {
+	w.collectDrops()
+	if len(w.batch) == 0 && len(w.pending) == 0 {
+		return 0
+	}
 	start := w.wall()
 	w.writeBatch(ctx)
 	return w.wall().Sub(start)
@@ -461,14 +504,13 @@ func (w *Writer) add(e *entry) {
 	w.received.Add(1)
 }
 
-// fill moves buffered records into the batch without waiting, up to BatchSize.
+// fill moves buffered records into the batch, up to BatchSize. Only the holder of sem
+// receives from the shards, so a non-empty shard cannot block it.
 func (w *Writer) fill() {
-	for len(w.batch) < w.o.BatchSize {
-		select {
-		case e := <-w.ch:
+	for _, ch := range w.shards {
+		for len(ch) > 0 && len(w.batch) < w.o.BatchSize {
+			e := <-ch
 			w.add(&e)
-		default:
-			return
 		}
 	}
 }
@@ -610,10 +652,12 @@ func (w *Writer) Close(ctx context.Context) error {
 	err := w.flushAll(ctx)
 	// A Record that passed the closed check just before Close may have sent after the
 	// flush drained the buffer: count those as dropped rather than lose them silently.
-	for len(w.ch) > 0 {
-		e := <-w.ch // only Close receives now: it cannot block
-		w.received.Add(1)
-		w.drop(e.unpack().ProjectID, e.at, 1)
+	for _, ch := range w.shards {
+		for len(ch) > 0 {
+			e := <-ch // only Close receives now: it cannot block
+			w.received.Add(1)
+			w.drop(e.unpack().ProjectID, e.at, 1)
+		}
 	}
 	return err
 }

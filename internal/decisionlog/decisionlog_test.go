@@ -194,75 +194,93 @@ func TestRoundTrip(t *testing.T) {
 // TestSlowWriterDrops: while the store is stuck, Record never blocks, keeps at most
 // BufferSize records in memory and counts every other record as dropped, per project; once
 // the store answers again, the buffered records are written and one gap marker per project
-// carries the exact count, at the time of the first drop.
+// carries the exact count of its records that were not, at the time of the first of them.
+// With one shard the buffer keeps exactly the first BufferSize records; with several, which
+// records find room depends on the shards picked, and the accounting is checked against
+// what was written.
 func TestSlowWriterDrops(t *testing.T) {
+	for _, shards := range []int{1, 8} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) { testSlowWriterDrops(t, shards) })
+	}
+}
+
+func testSlowWriterDrops(t *testing.T, shards int) {
 	base, projects := openStore(t)
-	st := &faultyStore{DecisionLogStore: base, gate: make(chan struct{}), entered: make(chan struct{}, 100)}
-	const buffer = 64
+	st := &faultyStore{DecisionLogStore: base, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	const buffer, total = 64, 4000
 	clk := &clock{t: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
-	w := New(st, Options{BufferSize: buffer, BatchSize: 1, FlushInterval: time.Hour, Now: clk.Now})
+	w := New(st, Options{BufferSize: buffer, BatchSize: 1, Shards: shards, FlushInterval: time.Hour, Now: clk.Now})
 	start(t, w)
 
 	t0 := clk.Now()
-	w.Record(rec(projects[0], "first", t0, "user_0", true))
-	<-st.entered // the writer took it and is stuck in the store
+	all0 := []thauth.DecisionRecord{rec(projects[0], "first", t0, "user_0", true)}
+	w.Record(all0[0])
+	flushed := make(chan error, 1)
+	go func() { flushed <- w.Flush(context.Background()) }()
+	<-st.entered // the writer took the first record and is stuck in the store
+	st.mu.Lock()
+	st.entered = nil
+	st.mu.Unlock()
 
 	// Fill the buffer, then overflow it: 3000 records of project 0, 1000 of project 1.
-	var want []thauth.DecisionRecord
-	want = append(want, rec(projects[0], "first", t0, "user_0", true))
-	firstDrop := map[string]time.Time{}
-	dropped := map[string]int64{}
-	for i := range 4000 {
+	for i := range total {
 		p := projects[0]
 		if i%4 == 3 {
 			p = projects[1]
 		}
-		at := t0.Add(time.Duration(i+1) * time.Millisecond)
-		r := rec(p, fmt.Sprintf("r%05d", i), at, "user_1", false)
+		r := rec(p, fmt.Sprintf("r%05d", i), t0.Add(time.Duration(i+1)*time.Millisecond), "user_1", false)
+		all0 = append(all0, r)
 		w.Record(r) // would hang the test if it blocked
-		if i < buffer {
-			want = append(want, r)
-			continue
-		}
-		if _, ok := firstDrop[p]; !ok {
-			firstDrop[p] = at
-		}
-		dropped[p]++
 	}
 	s := w.Stats()
-	if s.Buffered != buffer || len(w.ch) != buffer || cap(w.ch) != buffer {
-		t.Fatalf("buffered %d (channel %d/%d), want %d: memory must stay bounded", s.Buffered, len(w.ch), cap(w.ch), buffer)
+	capacity := 0
+	for _, ch := range w.shards {
+		capacity += cap(ch)
 	}
-	if s.Dropped != 4000-buffer || s.Written != 0 {
+	if capacity != buffer || s.Buffered > buffer || (shards == 1 && s.Buffered != buffer) {
+		t.Fatalf("buffered %d in %d shards of total capacity %d, want at most %d: memory must stay bounded",
+			s.Buffered, len(w.shards), capacity, buffer)
+	}
+	if s.Dropped != total-s.Buffered || s.Written != 0 || s.Recorded != 1+s.Buffered {
 		t.Fatalf("stats while stuck: %+v", s)
 	}
-	if dropped[projects[0]]+dropped[projects[1]] != 4000-buffer {
-		t.Fatal("test arithmetic")
-	}
 
-	// The store answers again; Close writes the buffer and the gap markers.
-	st.mu.Lock()
-	gate := st.gate
-	st.entered = nil
-	st.mu.Unlock()
-	close(gate)
+	// The store answers again; the stuck Flush writes the buffer and the gap markers.
+	close(st.gate)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	s = w.Stats()
-	wantStats := Stats{Recorded: 1 + buffer, Dropped: 4000 - buffer, Written: 1 + buffer, Gaps: 2}
-	if diff := cmp.Diff(wantStats, s); diff != "" {
+	wantStats := Stats{Recorded: 1 + s.Buffered, Dropped: s.Dropped, Written: 1 + s.Buffered, Gaps: 2}
+	if diff := cmp.Diff(wantStats, w.Stats()); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
 	var got []thauth.DecisionRecord
+	written := map[string]bool{}
 	for _, p := range projects {
 		recs, gaps := split(all(t, base, p))
 		got = append(got, recs...)
+		for _, r := range recs {
+			written[r.ID] = true
+		}
+		// The records of p that were not written are exactly what its gap marker counts.
+		var missing int64
+		var first time.Time
+		for _, r := range all0 {
+			if r.ProjectID == p && !written[r.ID] {
+				if missing == 0 {
+					first = r.At
+				}
+				missing++
+			}
+		}
 		if len(gaps) != 1 {
 			t.Fatalf("project %s: %d gap markers, want 1: %+v", p, len(gaps), gaps)
 		}
 		g := gaps[0]
-		wantGap := thauth.DecisionRecord{ID: g.ID, ProjectID: p, At: firstDrop[p], Gap: dropped[p]}
+		wantGap := thauth.DecisionRecord{ID: g.ID, ProjectID: p, At: first, Gap: missing}
 		if diff := cmp.Diff(wantGap, g); diff != "" {
 			t.Errorf("project %s gap marker (-want +got):\n%s", p, diff)
 		}
@@ -270,8 +288,15 @@ func TestSlowWriterDrops(t *testing.T) {
 			t.Errorf("gap marker id %q is not a UUID", g.ID)
 		}
 	}
-	for i := range want {
-		want[i] = stored(want[i])
+	// What was written is what was recorded, field for field; with one shard, the first
+	// record and the next BufferSize ones.
+	var want []thauth.DecisionRecord
+	for i, r := range all0 {
+		if written[r.ID] {
+			want = append(want, stored(r))
+		} else if shards == 1 && i <= buffer {
+			t.Errorf("record %d was dropped although the buffer had room", i)
+		}
 	}
 	if diff := cmp.Diff(byID(want), byID(got)); diff != "" {
 		t.Errorf("records written (-want +got):\n%s", diff)

@@ -81,10 +81,16 @@ var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer
 
 // startSpan starts the span of a request (tracing on), as a child of the caller's span
 // when the request carries a W3C traceparent, and returns the request with the span in its
-// context. Its name becomes the route pattern once the mux has matched it.
+// context. Its name becomes the route pattern once the mux has matched it. A request the
+// sampler leaves out gets no span (nil).
 func (s *server) startSpan(r *http.Request) (*http.Request, trace.Span) {
 	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := s.tracer.Start(ctx, "HTTP", serverSpan...)
+	if !span.IsRecording() {
+		// Sampled out: nothing will be recorded (store calls see no recording parent
+		// either), so keep the request as it is and skip the end-of-request work.
+		return r, nil
+	}
 	return r.WithContext(ctx), span
 }
 

@@ -164,6 +164,25 @@ func TestRequestSpans(t *testing.T) {
 	}
 }
 
+// At ratio 0 nothing is recorded, even for a caller whose traceparent says "sampled".
+func TestRequestSpansSampledOut(t *testing.T) {
+	e := newEnv(t)
+	exp := tracetest.NewInMemoryExporter()
+	p, shutdown, err := tracing.Setup(t.Context(), tracing.Options{Exporter: exp, SampleRatio: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(context.Background())
+	h := observedHandler(e, Deps{Tracer: p.Tracer()})
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if rec := request(h, "POST", "/v1/check", e.decisions, checkBody, "Traceparent", parent); rec.Code != 200 {
+		t.Fatalf("check: %d %s", rec.Code, rec.Body)
+	}
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Errorf("%d spans at ratio 0", n)
+	}
+}
+
 // A panicking handler's span still ends, with the 500 and an error status.
 func TestSpanOnPanic(t *testing.T) {
 	e := newEnv(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -221,7 +222,13 @@ func (s *Service) acctSigninFailed(ctx context.Context, ci ClientInfo, email str
 	s.log.WarnContext(ctx, "sign-in failed", "email_hash", acctEmailLogID(email), "account_id", accountID,
 		"ip", ci.IP, "reason", reason, "failures", n)
 	mailed := false
+	type lockEvent struct {
+		ev  *thauth.SecurityEvent
+		fan securityFanOut
+	}
+	var lockEvents []lockEvent
 	err = s.store.Tx(ctx, func(ctx context.Context, tx thauth.Data) error {
+		lockEvents = lockEvents[:0]
 		if err := s.appendAudit(ctx, tx, auditEvent{
 			ActorType: thauth.ActorAnonymous, AccountID: accountID, Action: "auth.signin.failed", Client: ci,
 			Data: map[string]string{"reason": reason, "email_hash": acctEmailLogID(email), "failures": fmt.Sprint(n)},
@@ -242,6 +249,24 @@ func (s *Service) acctSigninFailed(ctx context.Context, ci ClientInfo, email str
 					return err
 				}
 				mailed = true
+				// The lockout is a security event of every organization the account belongs to
+				// (its owners and admins are alerted; webhooks receive it).
+				orgs, err := tx.ListAccountOrganizations(ctx, acct.ID)
+				if err != nil {
+					return err
+				}
+				for _, om := range orgs {
+					ev := &thauth.SecurityEvent{OrganizationID: om.Organization.ID, Kind: "signin_lockout",
+						Severity: thauth.SeverityMedium, At: now,
+						Title: fmt.Sprintf("Sign-in locked for member %s after %d failed attempts", acct.Email, n),
+						Evidence: acctEvidence(map[string]string{"account_id": acct.ID, "ip": ci.IP, "failures": fmt.Sprint(n),
+							"locked_minutes": fmt.Sprint(int(signinLockFor / time.Minute))})}
+					fan, err := s.recordSecurityEventTx(ctx, tx, ev)
+					if err != nil {
+						return err
+					}
+					lockEvents = append(lockEvents, lockEvent{ev, fan})
+				}
 			}
 		}
 		if ipLocked {
@@ -265,7 +290,17 @@ func (s *Service) acctSigninFailed(ctx context.Context, ci ClientInfo, email str
 	if mailed {
 		s.mailQueued()
 	}
+	for _, le := range lockEvents {
+		s.securityRecorded(ctx, le.ev, le.fan)
+	}
 	return nil
+}
+
+// acctEvidence encodes security event evidence; the values are plain strings, so it cannot
+// fail.
+func acctEvidence(m map[string]string) string {
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // acctMfaWait returns how long the account's second factor is locked at now.

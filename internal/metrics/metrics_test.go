@@ -129,10 +129,10 @@ func TestRoutes(t *testing.T) {
 	m.Route(Unmatched, "BREW").Observe(404, time.Millisecond)
 	s := metricstest.Scrape(t, m.Handler())
 	want := map[string]float64{
-		`http_requests_total{code="200",method="POST",route="/v1/check"}`: 2,
-		`http_requests_total{code="401",method="POST",route="/v1/check"}`: 1,
-		`http_requests_total{code="418",method="POST",route="/v1/check"}`: 1,
-		`http_requests_total{code="0",method="POST",route="/v1/check"}`:   1,
+		`http_requests_total{code="200",method="POST",route="/v1/check"}`:  2,
+		`http_requests_total{code="401",method="POST",route="/v1/check"}`:  1,
+		`http_requests_total{code="418",method="POST",route="/v1/check"}`:  1,
+		`http_requests_total{code="0",method="POST",route="/v1/check"}`:    1,
 		`http_requests_total{code="404",method="OTHER",route="unmatched"}`: 1,
 	}
 	if d := cmp.Diff(want, pick(s, "http_requests_total")); d != "" {

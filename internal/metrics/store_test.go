@@ -18,6 +18,7 @@ import (
 	"github.com/thauth/thauth"
 	"github.com/thauth/thauth/internal/metrics/gen"
 	"github.com/thauth/thauth/internal/metrics/metricstest"
+	"github.com/thauth/thauth/internal/postgres/pgtest"
 	"github.com/thauth/thauth/internal/sqlite"
 )
 
@@ -215,6 +216,22 @@ func TestWrapKeepsSubjectBulkWriter(t *testing.T) {
 	}
 	if got := metricstest.Scrape(t, m.Handler())[`thauth_store_operation_duration_seconds_count{op="WriteSubjects"}`]; got != 1 {
 		t.Errorf("WriteSubjects count = %v, want 1", got)
+	}
+}
+
+// On PostgreSQL the transaction's Data writes subjects in bulk, and the decorated one still
+// does (manage's config apply looks for it).
+func TestWrapStorePostgresBulk(t *testing.T) {
+	m := New()
+	st := WrapStore(pgtest.Migrated(t), StoreOptions{Metrics: m})
+	err := st.Tx(t.Context(), func(ctx context.Context, tx thauth.Data) error {
+		if _, ok := tx.(thauth.SubjectBulkWriter); !ok {
+			t.Errorf("the decorated PostgreSQL transaction lost SubjectBulkWriter: %T", tx)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -89,3 +89,24 @@ func devOutbox(store thauth.Store, sealer *seal.Sealer) func(ctx context.Context
 		return out, nil
 	}
 }
+
+// pruneAuditLoop deletes audit entries older than retention, once at start and then every
+// hour, until ctx ends. Every node runs it; deletions of the same rows are harmless.
+func (s *Server) pruneAuditLoop(ctx context.Context, retention time.Duration) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.manage.PruneAuditLog(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("audit retention: pruning failed; retrying in an hour", "err", err)
+		case n > 0:
+			s.log.Info("audit retention: deleted old entries", "entries", n, "retention", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -43,6 +43,7 @@ import (
 	"github.com/thauth/thauth/internal/sqlite"
 	"github.com/thauth/thauth/internal/tlsconf"
 	"github.com/thauth/thauth/internal/totp"
+	"github.com/thauth/thauth/internal/webhook"
 )
 
 // Config is everything a node needs. The zero value is not valid; start from Defaults.
@@ -149,6 +150,14 @@ type Config struct {
 	// Mail selects and configures the mailer (MailConfig). Default: the development outbox,
 	// which logs messages and shows them at GET /api/v1/dev/outbox.
 	Mail MailConfig
+
+	// AuditRetention is how long audit entries are kept; older ones are deleted every hour.
+	// Default 365 days; 0 keeps them forever.
+	AuditRetention time.Duration
+	// WebhookAllowInsecure lets organizations register http:// webhook URLs and URLs that
+	// resolve to private or loopback addresses (development and tests only: refused with
+	// Production). Default false: https:// to public addresses only.
+	WebhookAllowInsecure bool
 }
 
 // TLS reports whether c serves HTTPS (certificate files or ACME).
@@ -184,6 +193,7 @@ func Defaults() Config {
 		SessionIdleTimeout:    manage.DefaultSessionIdleTimeout,
 		SessionLifetime:       manage.DefaultSessionLifetime,
 		Mail:                  MailConfig{Mailer: "dev"},
+		AuditRetention:        365 * 24 * time.Hour,
 	}
 }
 
@@ -253,6 +263,14 @@ func (c Config) Validate() []Problem {
 	ps = append(ps, c.Mail.Validate()...)
 	if c.Production && (c.Mail.Mailer == "" || c.Mail.Mailer == "dev") {
 		add("Mail.Mailer", "production mode needs a real mailer: --mailer resend or --mailer smtp (the development outbox only logs mail)")
+	}
+	if c.AuditRetention < 0 {
+		add("AuditRetention", "must not be negative (0 keeps entries forever), got %v", c.AuditRetention)
+	} else if c.AuditRetention > 0 && c.AuditRetention < 24*time.Hour {
+		add("AuditRetention", "must be at least 24h (or 0 to keep entries forever), got %v", c.AuditRetention)
+	}
+	if c.Production && c.WebhookAllowInsecure {
+		add("WebhookAllowInsecure", "is for development only: production webhooks must be https:// to public addresses")
 	}
 	if c.Production && c.PublicURL == "" {
 		add("PublicURL", "production mode needs --public-url (THAUTH_PUBLIC_URL): the links sent by email point to it")
@@ -435,6 +453,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		worker = mail.NewWorker(store, sealer, mailer, mail.WorkerOptions{From: cfg.Mail.From, Logger: log, KeepPayload: devMail})
 		mopts.MailQueued = worker.Wake
 	}
+	// Webhooks: the sender's address policy also checks URLs when they are registered.
+	sender := webhook.NewSender(webhook.SenderOptions{URLPolicy: webhook.URLPolicy{
+		AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowInsecure}})
+	mopts.AllowInsecureWebhooks = cfg.WebhookAllowInsecure
+	mopts.CheckWebhookURL = sender.Policy().Check
 	mgr := manage.New(store, eng, mopts)
 	if err := mgr.EnsureConsole(ctx); err != nil {
 		return nil, redact(fmt.Errorf("setting up the console's system project: %w", err), cfg.DatabaseURL)
@@ -529,6 +552,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if worker != nil {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); worker.Run(bgCtx) }()
+		whw := webhook.NewWorker(webhook.WorkerOptions{Store: NewWebhookStore(store, sealer), Sender: sender, Logger: log})
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); _ = whw.Run(bgCtx) }()
+	}
+	if cfg.AuditRetention > 0 {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); s.pruneAuditLoop(bgCtx, cfg.AuditRetention) }()
 	}
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); eng.FollowWith(bgCtx, cfg.SyncInterval, wake) }()
