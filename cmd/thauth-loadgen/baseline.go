@@ -62,6 +62,7 @@ func startBaseline() (url string, stop func(), err error) {
 		return "", nil, err
 	}
 	d := serve.Defaults()
+	d.Observe.MetricsAddr = ""
 	srv := &http.Server{
 		Handler:           baselineHandler(),
 		ReadHeaderTimeout: d.ReadHeaderTimeout,

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/thauth/thauth/cmd/internal/serve"
+	"github.com/thauth/thauth/internal/httpserver"
 	"github.com/thauth/thauth/sdk/go/thauth"
 )
 
@@ -192,6 +193,10 @@ func loadgen(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err er
 		}
 		defer os.RemoveAll(dir)
 		sc := serve.Defaults()
+		sc.Observe.MetricsAddr = "" // a load generator's node needs no metrics listener
+		// It measures the decision path, so the per-key rate limit (which it would exceed on
+		// purpose) is off.
+		sc.Limits.PerKey = httpserver.LimitOff
 		sc.Addr, sc.DataDir = "127.0.0.1:0", dir
 		srv, err := serve.Start(ctx, sc, log)
 		if err != nil {

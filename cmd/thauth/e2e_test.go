@@ -99,6 +99,10 @@ func startServer(t *testing.T, vars map[string]string, args ...string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx = context.WithValue(ctx, startHookKey{}, func(srv *serve.Server) { started <- srv })
 	s := &server{logs: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	// Servers of parallel tests must not share the default metrics port.
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--metrics-addr") }) && vars["THAUTH_METRICS_ADDR"] == "" {
+		args = append(args, "--metrics-addr", "127.0.0.1:0")
+	}
 	go func() {
 		s.done <- run(ctx, append([]string{"serve"}, args...), getenvFrom(vars), strings.NewReader(""), io.Discard, s.logs)
 	}()

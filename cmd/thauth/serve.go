@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/thauth/thauth/cmd/internal/serve"
+	"github.com/thauth/thauth/internal/httpserver"
+	"github.com/thauth/thauth/internal/ratelimit"
 	"github.com/thauth/thauth/internal/seal"
 )
 
@@ -205,6 +207,53 @@ func serveSettings() []serveSetting {
 			usage: "SMTP server `host:port` (STARTTLS required; implicit TLS on port 465); the password comes from\nTHAUTH_SMTP_PASSWORD",
 			def:   func(c *serveConfig) string { return c.Mail.SMTPAddr },
 			set:   func(c *serveConfig, v string) string { c.Mail.SMTPAddr = v; return "" }},
+		{flag: "metrics-addr", env: "THAUTH_METRICS_ADDR", field: "Observe.MetricsAddr",
+			usage: "`address` of the Prometheus metrics listener (GET /metrics); \"\" turns metrics off",
+			def:   func(c *serveConfig) string { return c.Observe.MetricsAddr },
+			set:   func(c *serveConfig, v string) string { c.Observe.MetricsAddr = v; return "" }},
+		{flag: "otlp-endpoint", env: "THAUTH_OTLP_ENDPOINT", field: "Observe.OTLPEndpoint",
+			usage: "export traces over OTLP/HTTP to this collector `URL` (e.g. http://127.0.0.1:4318); headers from\nTHAUTH_OTLP_HEADERS (name=value,…). Default: tracing off",
+			def:   func(c *serveConfig) string { return c.Observe.OTLPEndpoint },
+			set:   func(c *serveConfig, v string) string { c.Observe.OTLPEndpoint = v; return "" }},
+		{flag: "trace-sample-ratio", env: "THAUTH_TRACE_SAMPLE_RATIO", field: "Observe.TraceSampleRatio",
+			usage: "fraction of traces recorded when tracing is on (0 to 1)",
+			def:   func(c *serveConfig) string { return strconv.FormatFloat(c.Observe.TraceSampleRatio, 'g', -1, 64) },
+			set: func(c *serveConfig, v string) string {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return fmt.Sprintf("%q is not a number between 0 and 1", v)
+				}
+				c.Observe.TraceSampleRatio = f
+				return ""
+			}},
+		{flag: "redis-url", env: "THAUTH_REDIS_URL", field: "RedisURL",
+			usage: "share rate limits among nodes through this Redis `URL` (redis://[:password@]host:port/db; prefer the variable: it holds a password)",
+			def:   func(c *serveConfig) string { return c.RedisURL },
+			set:   func(c *serveConfig, v string) string { c.RedisURL = v; return "" }},
+		{flag: "rate-limit-key", env: "THAUTH_RATE_LIMIT_KEY", field: "Limits.PerKey",
+			usage: "requests per API key, e.g. \"1000/s burst 2000\" (or \"off\") (default: see docs/rate-limits.md)",
+			def:   func(c *serveConfig) string { return limitString(c.Limits.PerKey) },
+			set:   limitSetter(func(c *serveConfig) *ratelimit.Limit { return &c.Limits.PerKey })},
+		{flag: "rate-limit-auth-failures", env: "THAUTH_RATE_LIMIT_AUTH_FAILURES", field: "Limits.AuthFailPerIP",
+			usage: "failed API authentications per client IP before 429, e.g. \"30/min\" (default: see docs/rate-limits.md)",
+			def:   func(c *serveConfig) string { return limitString(c.Limits.AuthFailPerIP) },
+			set:   limitSetter(func(c *serveConfig) *ratelimit.Limit { return &c.Limits.AuthFailPerIP })},
+		{flag: "rate-limit-signin-ip", env: "THAUTH_RATE_LIMIT_SIGNIN_IP", field: "Limits.SignInPerIP",
+			usage: "console sign-in attempts per client IP (default: see docs/rate-limits.md)",
+			def:   func(c *serveConfig) string { return limitString(c.Limits.SignInPerIP) },
+			set:   limitSetter(func(c *serveConfig) *ratelimit.Limit { return &c.Limits.SignInPerIP })},
+		{flag: "rate-limit-signin-account", env: "THAUTH_RATE_LIMIT_SIGNIN_ACCOUNT", field: "Limits.SignInPerAccount",
+			usage: "console sign-in attempts per email address and client IP (default: see docs/rate-limits.md)",
+			def:   func(c *serveConfig) string { return limitString(c.Limits.SignInPerAccount) },
+			set:   limitSetter(func(c *serveConfig) *ratelimit.Limit { return &c.Limits.SignInPerAccount })},
+		{flag: "rate-limit-signup", env: "THAUTH_RATE_LIMIT_SIGNUP", field: "Limits.SignUpPerIP",
+			usage: "console sign-ups (and verification resends) per client IP (default: see docs/rate-limits.md)",
+			def:   func(c *serveConfig) string { return limitString(c.Limits.SignUpPerIP) },
+			set:   limitSetter(func(c *serveConfig) *ratelimit.Limit { return &c.Limits.SignUpPerIP })},
+		{flag: "rate-limit-password-reset", env: "THAUTH_RATE_LIMIT_PASSWORD_RESET", field: "Limits.ResetPerIP",
+			usage: "password-reset requests per client IP (default: see docs/rate-limits.md)",
+			def:   func(c *serveConfig) string { return limitString(c.Limits.ResetPerIP) },
+			set:   limitSetter(func(c *serveConfig) *ratelimit.Limit { return &c.Limits.ResetPerIP })},
 		{flag: "audit-retention", env: "THAUTH_AUDIT_RETENTION", field: "AuditRetention",
 			usage: "how long audit entries are kept (`duration`, e.g. 8760h; 0 keeps them forever)",
 			def:   func(c *serveConfig) string { return c.AuditRetention.String() },
@@ -225,6 +274,30 @@ func serveSettings() []serveSetting {
 			def:   func(c *serveConfig) string { return c.Mail.SMTPUsername },
 			set:   func(c *serveConfig, v string) string { c.Mail.SMTPUsername = v; return "" }},
 	}
+}
+
+// limitSetter parses a rate-limit policy ("1000/s burst 2000", "30/min", "off") into a
+// Limits field; "" keeps the default.
+func limitSetter(dst func(c *serveConfig) *ratelimit.Limit) func(c *serveConfig, v string) string {
+	return func(c *serveConfig, v string) string {
+		l, err := httpserver.ParseLimit(v)
+		if err != nil {
+			return err.Error()
+		}
+		*dst(c) = l
+		return ""
+	}
+}
+
+// limitString shows a Limits field in flag syntax ("" for the default).
+func limitString(l ratelimit.Limit) string {
+	switch {
+	case l == ratelimit.Limit{}:
+		return ""
+	case l == httpserver.LimitOff:
+		return "off"
+	}
+	return fmt.Sprintf("%d/%s burst %d", l.Rate, l.Period, l.Burst)
 }
 
 func errString(err error) string {
@@ -261,6 +334,17 @@ func loadServeConfig(fs *flagSet, settings []serveSetting) (serveConfig, []strin
 	// Mail provider secrets come from the environment only: flags show in process listings.
 	cfg.Mail.ResendAPIKey = fs.e.getenv("THAUTH_RESEND_API_KEY")
 	cfg.Mail.SMTPPassword = fs.e.getenv("THAUTH_SMTP_PASSWORD")
+	if h := fs.e.getenv("THAUTH_OTLP_HEADERS"); h != "" {
+		cfg.Observe.OTLPHeaders = map[string]string{}
+		for _, kv := range strings.Split(h, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				problems = append(problems, "THAUTH_OTLP_HEADERS: each entry must be name=value")
+				break
+			}
+			cfg.Observe.OTLPHeaders[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
 	// The mail settings' problems name their flag, or the variable of an environment-only
 	// secret.
 	byField["Mail.Mailer"], byField["Mail.From"] = "mailer", "mail-from"

@@ -202,11 +202,19 @@ type entry struct {
 	allowed bool
 }
 
-// pack copies r into an entry, cutting over-long fields.
-func pack(r *thauth.DecisionRecord) entry {
+// pack copies r into an entry, cutting over-long fields; id, when not nil, is its ID, and a
+// record without one gets a fresh one.
+func pack(id []byte, r *thauth.DecisionRecord) entry {
+	var fresh [36]byte
+	if id == nil && r.ID == "" {
+		id = putID(fresh[:], r.At)
+	}
 	f := [9]string{r.ID, r.ProjectID, r.KeyID, cut(r.Subject, MaxFieldBytes), cut(r.Feature, MaxFieldBytes),
 		cut(r.Action, MaxFieldBytes), cut(r.Tenant, MaxFieldBytes), cut(r.Resource, MaxResourceBytes), cut(r.Reason, MaxFieldBytes)}
-	n := 0
+	if id != nil {
+		f[0] = ""
+	}
+	n := len(id)
 	for _, v := range f {
 		n += len(v)
 	}
@@ -214,6 +222,11 @@ func pack(r *thauth.DecisionRecord) entry {
 	b.Grow(n)
 	e := entry{at: r.At.UnixNano(), latency: int64(r.Latency), allowed: r.Allowed}
 	for i, v := range f {
+		if i == 0 && id != nil {
+			b.Write(id)
+			e.lens[0] = uint32(len(id))
+			continue
+		}
 		b.WriteString(v)
 		e.lens[i] = uint32(len(v))
 	}
@@ -306,10 +319,23 @@ func New(store thauth.DecisionLogStore, o Options) *Writer {
 }
 
 // Record hands one decision to the log. It never blocks and does no I/O: when the buffer is
-// full (or the writer is closed) the record is dropped and counted for its project.
+// full (or the writer is closed) the record is dropped and counted for its project. A
+// record without an ID is given a fresh one (a UUIDv7 of its time).
 // Record copies what it keeps: rec's strings may point into memory the caller reuses once
 // Record returns. Safe for concurrent use.
 func (w *Writer) Record(rec thauth.DecisionRecord) {
+	w.record(nil, &rec)
+}
+
+// RecordWithID is Record for a record whose ID is id (rec.ID is ignored). It spares the
+// caller the allocation of the id's string for a record that may well be dropped: an array
+// passed by value does not escape, a string built from it would.
+func (w *Writer) RecordWithID(id [36]byte, rec thauth.DecisionRecord) {
+	w.record(id[:], &rec)
+}
+
+// record is Record with the id in bytes, when id is not nil.
+func (w *Writer) record(id []byte, rec *thauth.DecisionRecord) {
 	if w.closed.Load() {
 		w.drop(rec.ProjectID, rec.At.UnixNano(), 1)
 		return
@@ -326,7 +352,7 @@ func (w *Writer) Record(rec thauth.DecisionRecord) {
 		return
 	}
 	select {
-	case ch <- pack(&rec):
+	case ch <- pack(id, rec):
 	default:
 		w.drop(rec.ProjectID, rec.At.UnixNano(), 1)
 	}
@@ -703,13 +729,18 @@ func (w *Writer) Prune(ctx context.Context) (int, error) {
 }
 
 // newID returns a UUIDv7 (RFC 9562) for time t: the form of decision ids, so that gap
-// markers sort among the records by time.
+// markers and records given an id here sort among the others by time.
 func newID(t time.Time) string {
+	var b [36]byte
+	return string(putID(b[:], t))
+}
+
+// putID writes a UUIDv7 for time t into b (36 bytes) and returns b.
+func putID(b []byte, t time.Time) []byte {
 	const hexDigits = "0123456789abcdef"
 	ms := uint64(t.UnixMilli())
 	hi := ms<<16 | 0x7000 | rand.Uint64()&0x0fff
 	lo := rand.Uint64()&0x3fffffffffffffff | 0x8000000000000000
-	var b [36]byte
 	put := func(dst []byte, v uint64) {
 		for k := len(dst) - 1; k >= 0; k-- {
 			dst[k] = hexDigits[v&0xf]
@@ -725,7 +756,7 @@ func newID(t time.Time) string {
 	put(b[19:23], lo>>48)
 	b[23] = '-'
 	put(b[24:36], lo)
-	return string(b[:])
+	return b[:36]
 }
 
 // newSchedWaits returns a reader of the runtime's scheduling latency histogram: how many

@@ -95,6 +95,10 @@ func (s *server) verifyEmail(w http.ResponseWriter, r *http.Request) {
 
 // resendVerification serves POST /api/v1/auth/resend-verification.
 func (s *server) resendVerification(w http.ResponseWriter, r *http.Request) {
+	// It mails like a sign-up does, so it shares the sign-up budget of the address.
+	if !s.allowSignUp(w, r) {
+		return
+	}
 	var req struct {
 		Email string `json:"email"`
 	}

@@ -19,9 +19,22 @@ import (
 // DecisionRecorder receives the decisions the server answers. Record is called on the
 // decision path: it must neither block nor do I/O (internal/decisionlog.Writer buffers, and
 // drops and counts what does not fit). The record's strings point into the request's
-// memory: a recorder copies what it keeps before Record returns.
+// memory: a recorder copies what it keeps before Record returns. A record without an ID
+// (batch items, failed checks: no id was returned) is to be given a fresh one.
 type DecisionRecorder interface {
 	Record(rec thauth.DecisionRecord)
+}
+
+// idRecorder is implemented by recorders that also take the decision id as an array
+// (internal/decisionlog.Writer): passed by value it stays on the stack, where a string made
+// of it would cost an allocation per decision, even for a record that is then dropped.
+type idRecorder interface {
+	RecordWithID(id [36]byte, rec thauth.DecisionRecord)
+}
+
+func asIDRecorder(r DecisionRecorder) idRecorder {
+	ir, _ := r.(idRecorder)
+	return ir
 }
 
 // DecisionObserver counts decisions by result and reason (the metrics). Decision is called
@@ -31,30 +44,49 @@ type DecisionObserver interface {
 }
 
 // observeDecision tells the configured consumers about one decision of p answered at now:
-// the metrics, the abuse detector, and the decision log (with id, the decision id — nil for
-// a fresh one — and the latency since start). The record's strings point into the request
-// body: the recorder copies what it keeps.
+// the metrics, the abuse detector, and the decision log (with the latency since start).
 func (s *server) observeDecision(p *engine.Principal, req *thauth.CheckRequest, id *[36]byte, now, start time.Time, allowed bool, reason string) {
+	s.countDecision(p, now, allowed, reason)
+	if s.decisionLog != nil {
+		s.logDecision(p, req, id, now, time.Since(start), allowed, reason)
+	}
+}
+
+// countDecision tells the metrics and the abuse detector about one decision.
+func (s *server) countDecision(p *engine.Principal, now time.Time, allowed bool, reason string) {
 	if s.decisionObserver != nil {
 		s.decisionObserver.Decision(allowed, reason)
 	}
 	if s.abuse != nil {
 		s.abuse.DecisionAt(now, p.ProjectID, p.OrganizationID, allowed, reason == thauth.ReasonError)
 	}
-	if s.decisionLog != nil {
-		rec := thauth.DecisionRecord{
-			ProjectID: p.ProjectID, At: now, KeyID: p.KeyID,
-			Subject: req.Subject, Feature: req.Feature, Action: req.Action, Tenant: req.Tenant, Resource: req.Resource,
-			Allowed: allowed, Reason: reason, Latency: time.Since(start),
-		}
-		if id == nil {
-			var fresh [36]byte
-			appendUUIDv7(fresh[:0], now, s.rand)
-			id = &fresh
-		}
+}
+
+// logDecision hands one decision to the decision log (which must be on). id is the decision
+// id returned to the client, or nil when none was (batch items, failures): the recorder
+// then gives the record an id of its own. The record's strings point into the request body:
+// the recorder copies what it keeps.
+func (s *server) logDecision(p *engine.Principal, req *thauth.CheckRequest, id *[36]byte, now time.Time, latency time.Duration, allowed bool, reason string) {
+	rec := thauth.DecisionRecord{
+		ProjectID: p.ProjectID, At: now, KeyID: p.KeyID,
+		Subject: req.Subject, Feature: req.Feature, Action: req.Action, Tenant: req.Tenant, Resource: req.Resource,
+		Allowed: allowed, Reason: reason, Latency: latency,
+	}
+	switch {
+	case id == nil:
+		s.decisionLog.Record(rec)
+	case s.decisionLogID != nil:
+		s.decisionLogID.RecordWithID(*id, rec)
+	default:
 		rec.ID = string(id[:])
 		s.decisionLog.Record(rec)
 	}
+}
+
+// itemDecision is the answer to one item of a batch, kept for the decision log.
+type itemDecision struct {
+	allowed bool
+	reason  string
 }
 
 // observing reports whether any decision consumer is configured.

@@ -125,8 +125,9 @@ type server struct {
 	httpObs *httpObs
 	tracer  trace.Tracer
 
-	// decision log: see Deps.
+	// decision log: see Deps. decisionLogID is decisionLog when it implements idRecorder.
 	decisionLog      DecisionRecorder
+	decisionLogID    idRecorder
 	decisionStore    thauth.DecisionLogStore
 	abuse            *abuse.Detector
 	decisionObserver DecisionObserver
@@ -180,6 +181,7 @@ func New(d Deps) http.Handler {
 		decisionStore:    d.DecisionLogStore,
 		abuse:            d.Abuse,
 		decisionObserver: d.DecisionObserver,
+		decisionLogID:    asIDRecorder(d.DecisionLog),
 
 		limiter:       d.Limiter,
 		limits:        d.Limits.withDefaults(),

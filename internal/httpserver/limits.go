@@ -78,7 +78,7 @@ var LimitOff = ratelimit.Limit{Rate: -1}
 
 // DefaultLimits returns the default policies (docs/rate-limits.md explains them):
 //
-//	PerKey            1000/s, burst 2000
+//	PerKey            10000/s, burst 20000
 //	AuthFailPerIP     30/min, burst 30
 //	SignInPerIP       20/min, burst 20
 //	SignInPerAccount  5/min, burst 10
@@ -86,7 +86,7 @@ var LimitOff = ratelimit.Limit{Rate: -1}
 //	ResetPerIP        20/h, burst 20
 func DefaultLimits() Limits {
 	return Limits{
-		PerKey:           ratelimit.Limit{Rate: 1000, Period: time.Second, Burst: 2000},
+		PerKey:           ratelimit.Limit{Rate: 10000, Period: time.Second, Burst: 20000},
 		AuthFailPerIP:    ratelimit.PerMinute(30),
 		SignInPerIP:      ratelimit.PerMinute(20),
 		SignInPerAccount: ratelimit.Limit{Rate: 5, Period: time.Minute, Burst: 10},
@@ -311,7 +311,7 @@ func (s *server) blockedIP(w http.ResponseWriter, r *http.Request) bool {
 	}
 	now := s.now()
 	until, blocked := s.abuse.BlockedAt(now, peerIP(r))
-	if !blocked || true {
+	if !blocked {
 		return false
 	}
 	s.limitedBy(policyIPBlocked)

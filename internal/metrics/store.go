@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,10 +46,8 @@ func WrapStore(s thauth.Store, o StoreOptions) thauth.Store {
 	}
 	obs := &observer{tracer: o.Tracer}
 	if o.Metrics != nil {
-		obs.hist = new([numOps]prometheus.Observer)
-		for i, n := range opNames {
-			obs.hist[i] = o.Metrics.storeOps.WithLabelValues(n)
-		}
+		obs.vec = o.Metrics.storeOps
+		obs.hist = new([numOps]atomic.Pointer[observerBox])
 	}
 	if o.Tracer != nil {
 		obs.spanNames = new([numOps]string)
@@ -72,13 +71,17 @@ func Unwrap(s thauth.Store) thauth.Store {
 	return s
 }
 
-// observer times calls and starts their spans. Its tables are filled once by WrapStore.
+// observer times calls and starts their spans. The histogram of an op is resolved on its
+// first call (so that only the ops a node uses are exposed) and kept.
 type observer struct {
-	hist      *[numOps]prometheus.Observer // nil: no metrics
-	tracer    trace.Tracer                 // nil: no spans
+	vec       *prometheus.HistogramVec
+	hist      *[numOps]atomic.Pointer[observerBox] // nil: no metrics
+	tracer    trace.Tracer                         // nil: no spans
 	spanNames *[numOps]string
 	spanOpts  *[numOps][]trace.SpanStartOption
 }
+
+type observerBox struct{ prometheus.Observer }
 
 // call is one store call in progress.
 type call struct {
@@ -99,7 +102,12 @@ func (o *observer) begin(ctx context.Context, op int) (context.Context, call) {
 
 func (o *observer) end(op int, c call, err error) {
 	if o.hist != nil {
-		o.hist[op].Observe(time.Since(c.start).Seconds())
+		h := o.hist[op].Load()
+		if h == nil {
+			h = &observerBox{o.vec.WithLabelValues(opNames[op])}
+			o.hist[op].Store(h) // a race stores the same histogram twice: harmless
+		}
+		h.Observe(time.Since(c.start).Seconds())
 	}
 	if c.span != nil {
 		if err != nil {

@@ -163,7 +163,9 @@ func (n *node) URL() string {
 // start starts the process and waits (at most a minute) until it listens.
 func (n *node) start() {
 	n.tb.Helper()
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"}
+	// The benchmarks here drive nodes past any sane per-key rate limit on purpose.
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--rate-limit-key", "off",
+		"--log-format", "json", "--log-level", "info"}
 	var extraEnv []string
 	if n.cfg.databaseURL != "" {
 		extraEnv = append(extraEnv, "THAUTH_DATABASE_URL="+n.cfg.databaseURL)

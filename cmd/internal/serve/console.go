@@ -110,3 +110,6 @@ func (s *Server) pruneAuditLoop(ctx context.Context, retention time.Duration) {
 		}
 	}
 }
+
+// MetricsAddr returns the address the metrics listener serves on ("" when metrics are off).
+func (s *Server) MetricsAddr() string { return s.obs.MetricsAddr() }

@@ -48,6 +48,7 @@ func (l *logBuffer) String() string {
 func startNode(t *testing.T, dbURL string, edit func(*Config)) (*Server, *logBuffer) {
 	t.Helper()
 	cfg := Defaults()
+	cfg.Observe.MetricsAddr = "127.0.0.1:0"
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DatabaseURL = dbURL
 	cfg.SyncInterval = 50 * time.Millisecond

@@ -34,11 +34,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/thauth/thauth"
+	"github.com/thauth/thauth/internal/abuse"
 	"github.com/thauth/thauth/internal/engine"
 	"github.com/thauth/thauth/internal/httpserver"
 	"github.com/thauth/thauth/internal/mail"
 	"github.com/thauth/thauth/internal/manage"
 	"github.com/thauth/thauth/internal/postgres"
+	"github.com/thauth/thauth/internal/ratelimit"
 	"github.com/thauth/thauth/internal/seal"
 	"github.com/thauth/thauth/internal/sqlite"
 	"github.com/thauth/thauth/internal/tlsconf"
@@ -154,6 +156,18 @@ type Config struct {
 	// AuditRetention is how long audit entries are kept; older ones are deleted every hour.
 	// Default 365 days; 0 keeps them forever.
 	AuditRetention time.Duration
+	// RedisURL, when set (redis://[:password@]host:port/db), shares rate limits among every
+	// node through Redis; when Redis does not answer, each node falls back to its own limits
+	// (logged and counted). Default "": limits in this node's memory. Never logged.
+	RedisURL string
+	// Limits are the rate-limit policies (docs/rate-limits.md); zero fields take
+	// httpserver.DefaultLimits, httpserver.LimitOff turns one off.
+	Limits httpserver.Limits
+
+	// Observe configures metrics (a Prometheus listener of its own, default
+	// 127.0.0.1:9464) and tracing (OTLP, off by default); see ObserveConfig.
+	Observe ObserveConfig
+
 	// WebhookAllowInsecure lets organizations register http:// webhook URLs and URLs that
 	// resolve to private or loopback addresses (development and tests only: refused with
 	// Production). Default false: https:// to public addresses only.
@@ -194,6 +208,7 @@ func Defaults() Config {
 		SessionLifetime:       manage.DefaultSessionLifetime,
 		Mail:                  MailConfig{Mailer: "dev"},
 		AuditRetention:        365 * 24 * time.Hour,
+		Observe:               DefaultObserve(),
 	}
 }
 
@@ -263,6 +278,10 @@ func (c Config) Validate() []Problem {
 	ps = append(ps, c.Mail.Validate()...)
 	if c.Production && (c.Mail.Mailer == "" || c.Mail.Mailer == "dev") {
 		add("Mail.Mailer", "production mode needs a real mailer: --mailer resend or --mailer smtp (the development outbox only logs mail)")
+	}
+	ps = append(ps, c.Observe.Validate()...)
+	if err := c.Limits.Validate(); err != nil {
+		add("Limits", "%v", err)
 	}
 	if c.AuditRetention < 0 {
 		add("AuditRetention", "must not be negative (0 keeps entries forever), got %v", c.AuditRetention)
@@ -356,6 +375,9 @@ type Server struct {
 	tls    bool
 	certs  *tlsconf.Reloader // nil unless serving certificate files
 	sealer *seal.Sealer      // nil unless master keys are configured
+	// limiter applies the rate limits; a Redis one is closed at shutdown.
+	limiter ratelimit.Limiter
+	obs     *Observability // metrics listener and tracing; shut down last
 
 	redirect   *http.Server // nil without HTTPRedirectAddr
 	redirectLn net.Listener
@@ -422,7 +444,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		log.Info("secret storage is disabled until a master key is configured (THAUTH_MASTER_KEY or --master-key-file; " +
 			"'thauth keys generate' creates one)")
 	}
-	eng := engine.New(store, engine.Options{Logger: log})
+	// Observability: metrics on their own listener, tracing when configured. The store is
+	// decorated from here on (timing every call); the sealer above keeps the raw store,
+	// which is the key store.
+	obs, err := StartObservability(ctx, cfg.Observe, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = obs.Shutdown(context.WithoutCancel(ctx))
+		}
+	}()
+	store = obs.WrapStore(store)
+	eo := engine.Options{Logger: log}
+	obs.EngineOptions(&eo)
+	eng := engine.New(store, eo)
 	if err := eng.LoadAll(ctx); err != nil {
 		return nil, redact(fmt.Errorf("loading projects: %w", err), cfg.DatabaseURL)
 	}
@@ -462,6 +499,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := mgr.EnsureConsole(ctx); err != nil {
 		return nil, redact(fmt.Errorf("setting up the console's system project: %w", err), cfg.DatabaseURL)
 	}
+	// Rate limits (shared through Redis when configured) and abuse detection; the detector's
+	// events become security events (stored, mailed, sent to webhooks).
+	limiter, err := newLimiter(ctx, cfg.RedisURL, log)
+	if err != nil {
+		return nil, err
+	}
+	detector := abuse.New(abuse.Options{})
 	deps := httpserver.Deps{
 		Engine:        eng,
 		Manage:        mgr,
@@ -470,9 +514,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		Now:           time.Now,
 		FreshnessWait: cfg.FreshnessWait,
 		SecureCookies: cfg.TLS(),
+		Limiter:       limiter,
+		Limits:        cfg.Limits,
+		Abuse:         detector,
 	}
 	if devMail && sealer != nil && !cfg.Production {
 		deps.DevOutbox = devOutbox(store, sealer)
+	}
+	obs.HTTPDeps(&deps)
+	obs.Watch(eng, store)
+	if r, ok := limiter.(*ratelimit.Redis); ok {
+		obs.SetRedisFallbacks(func() uint64 { return r.Stats().Fallbacks })
 	}
 	handler := httpserver.New(deps)
 
@@ -509,17 +561,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		}
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    log,
-		store:  store,
-		pg:     pg,
-		engine: eng,
-		manage: mgr,
-		ln:     ln,
-		tls:    tlsCfg != nil,
-		certs:  certs,
-		sealer: sealer,
-		served: make(chan error, 1),
+		cfg:     cfg,
+		log:     log,
+		store:   store,
+		pg:      pg,
+		engine:  eng,
+		manage:  mgr,
+		ln:      ln,
+		tls:     tlsCfg != nil,
+		certs:   certs,
+		sealer:  sealer,
+		limiter: limiter,
+		obs:     obs,
+		served:  make(chan error, 1),
 		http: &http.Server{
 			Handler:           handler,
 			TLSConfig:         tlsCfg,
@@ -556,6 +610,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); _ = whw.Run(bgCtx) }()
 	}
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); ConsumeAbuseEvents(bgCtx, detector, mgr, log) }()
 	if cfg.AuditRetention > 0 {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.pruneAuditLoop(bgCtx, cfg.AuditRetention) }()
@@ -818,9 +874,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("writing key usage: %w", err))
 		}
 		cancel()
+		if c, ok := s.limiter.(interface{ Close() error }); ok {
+			_ = c.Close()
+		}
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing the store: %w", err))
 		}
+		obsCtx, cancelObs := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := s.obs.Shutdown(obsCtx); err != nil {
+			errs = append(errs, err)
+		}
+		cancelObs()
 		s.shutdownErr = errors.Join(errs...)
 		s.log.Info("stopped")
 	})

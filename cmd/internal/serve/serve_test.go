@@ -49,6 +49,7 @@ func TestStartPostgresSchema(t *testing.T) {
 	dbURL := pgtest.New(t)
 	ctx := context.Background()
 	cfg := Defaults()
+	cfg.Observe.MetricsAddr = "127.0.0.1:0"
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = ""
 	cfg.DatabaseURL = dbURL
@@ -94,6 +95,7 @@ func TestRedact(t *testing.T) {
 		t.Error("redaction lost the error chain")
 	}
 	cfg := Defaults()
+	cfg.Observe.MetricsAddr = "127.0.0.1:0"
 	cfg.DatabaseURL = "postgres://thauth:s3cr3t-pw@127.0.0.1:1/thauth?connect_timeout=1"
 	_, err = Start(context.Background(), cfg, nil)
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
