@@ -226,6 +226,43 @@ func serveSettings() []serveSetting {
 				c.Observe.TraceSampleRatio = f
 				return ""
 			}},
+		{flag: "decision-log", env: "THAUTH_DECISION_LOG", field: "DecisionLog", boolean: true,
+			usage: "record every decision asynchronously (queried at /api/v1/projects/{project}/decisions)",
+			def:   func(c *serveConfig) string { return strconv.FormatBool(c.DecisionLog) },
+			set: func(c *serveConfig, v string) string {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Sprintf("%q is not a boolean (true or false)", v)
+				}
+				c.DecisionLog = b
+				return ""
+			}},
+		{flag: "decision-log-retention", env: "THAUTH_DECISION_LOG_RETENTION", field: "DecisionLogRetention",
+			usage: "how long decision records are kept (`duration`; 0 keeps them forever)",
+			def:   func(c *serveConfig) string { return c.DecisionLogRetention.String() },
+			set:   duration(func(c *serveConfig) *time.Duration { return &c.DecisionLogRetention })},
+		{flag: "decision-log-buffer", env: "THAUTH_DECISION_LOG_BUFFER", field: "DecisionLogBuffer",
+			usage: "decision records waiting in memory at most (`n`); beyond, they are dropped and counted",
+			def:   func(c *serveConfig) string { return strconv.Itoa(c.DecisionLogBuffer) },
+			set: func(c *serveConfig, v string) string {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return fmt.Sprintf("%q is not an integer", v)
+				}
+				c.DecisionLogBuffer = n
+				return ""
+			}},
+		{flag: "block-invalid-keys", env: "THAUTH_BLOCK_INVALID_KEYS", field: "BlockInvalidKeys",
+			usage: "block a client IP for 15 minutes after this many invalid API keys in a minute (`n`; 0: the default 20,\nnegative: never block)",
+			def:   func(c *serveConfig) string { return strconv.Itoa(c.BlockInvalidKeys) },
+			set: func(c *serveConfig, v string) string {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return fmt.Sprintf("%q is not an integer", v)
+				}
+				c.BlockInvalidKeys = n
+				return ""
+			}},
 		{flag: "redis-url", env: "THAUTH_REDIS_URL", field: "RedisURL",
 			usage: "share rate limits among nodes through this Redis `URL` (redis://[:password@]host:port/db; prefer the variable: it holds a password)",
 			def:   func(c *serveConfig) string { return c.RedisURL },

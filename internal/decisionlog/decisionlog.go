@@ -16,12 +16,13 @@
 // When the buffer is full — the store is slow or down, or decisions arrive faster than it
 // can write them — Record drops the record and counts it, per project, with an atomic
 // counter (no lock, no allocation once the project has dropped before). Nothing waits and
-// memory does not grow: the buffer holds at most Options.BufferSize entries of 72 bytes plus
-// their strings (one pointer each for the garbage collector to follow). String fields are
-// cut to MaxFieldBytes (MaxResourceBytes for the resource) at a character boundary, so a
-// record holds at most ~2 KB; typical records take ~250 bytes, ~16 MB for the default
-// 65536 (worst case ~130 MB). A batch the store refuses is dropped and
-// counted the same way. Drops are never silent: at every flush, the writer turns each
+// memory does not grow: the buffer holds at most Options.BufferSize entries of 80 bytes plus
+// their strings (one allocation, one pointer for the garbage collector to follow). String
+// fields are cut to MaxFieldBytes (MaxResourceBytes for the resource) at a character
+// boundary, so an entry holds at most ~2.2 KB of strings; with typical ids and names
+// (~150–250 bytes) the default 65536 entries take 15–22 MB, and at worst ~150 MB. A batch
+// the store refuses is dropped and counted the same way. Drops are never silent: at every
+// flush, the writer turns each
 // project's count into a gap marker, a record with Gap = the number of decisions missing and
 // At = the time of the first of them, which the log's readers see where the records are
 // missing; Stats reports the totals for metrics. Gap markers that cannot be written are kept
@@ -149,11 +150,13 @@ type Writer struct {
 	shards []chan entry // the buffer
 	closed atomic.Bool
 
-	// drops holds a *projectDrops per project that ever dropped a record: the counts not
-	// yet turned into gap markers. Entries are never removed (a removal would race with a
-	// concurrent drop); there is one per project, and project ids come from authenticated
-	// keys.
-	drops sync.Map
+	// drops maps each project that ever dropped a record to its counters (the drops not
+	// yet turned into gap markers). It is copied on write (a project's first drop, under
+	// dropsMu), so that a drop reads it without a lock. Entries are never removed (a removal
+	// would race with a concurrent drop); there is one per project, and project ids come
+	// from authenticated keys.
+	drops   atomic.Pointer[map[string]*projectDrops]
+	dropsMu sync.Mutex
 
 	received    atomic.Uint64 // records taken from the buffer (Recorded = received + buffered)
 	collected   atomic.Uint64 // drops turned into gap markers (Dropped = collected + the counters in drops)
@@ -183,13 +186,39 @@ type Writer struct {
 	resumeAt    time.Time // no write before this (a pause)
 }
 
-// projectDrops counts one project's dropped records since its last gap marker. n is written
-// by every drop and first mostly read: they live on separate cache lines.
+// dropStripes is the number of counters a project's drops are spread over, so that
+// concurrent drops seldom write the same cache line.
+const dropStripes = 8
+
+// projectDrops counts one project's dropped records since its last gap marker: the sum of
+// the stripes of n (each on its own cache line), the earliest at first (mostly read).
 type projectDrops struct {
-	n     atomic.Uint64
-	_     [56]byte
+	n [dropStripes]struct {
+		atomic.Uint64
+		_ [56]byte
+	}
 	first atomic.Int64 // Unix nanoseconds of the earliest drop counted in n; 0 = none
 	_     [56]byte
+}
+
+// pending returns the drops counted now.
+func (pd *projectDrops) pending() uint64 {
+	var n uint64
+	for i := range pd.n {
+		n += pd.n[i].Load()
+	}
+	return n
+}
+
+// take returns the drops counted and resets the count.
+func (pd *projectDrops) take() uint64 {
+	var n uint64
+	for i := range pd.n {
+		if pd.n[i].Load() != 0 {
+			n += pd.n[i].Swap(0)
+		}
+	}
+	return n
 }
 
 // entry is a record in the buffer: its strings in one allocation (one pointer for the
@@ -308,6 +337,7 @@ func New(store thauth.DecisionLogStore, o Options) *Writer {
 		pending:  map[string]*gapMarker{},
 		wall:     time.Now,
 	}
+	w.drops.Store(&map[string]*projectDrops{})
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
@@ -336,25 +366,24 @@ func (w *Writer) RecordWithID(id [36]byte, rec thauth.DecisionRecord) {
 
 // record is Record with the id in bytes, when id is not nil.
 func (w *Writer) record(id []byte, rec *thauth.DecisionRecord) {
+	r := rand.Uint64() // picks the shards and the drop counter's stripe
 	if w.closed.Load() {
-		w.drop(rec.ProjectID, rec.At.UnixNano(), 1)
+		w.drop(rec.ProjectID, rec.At.UnixNano(), 1, r)
 		return
 	}
-	ch := w.shards[0]
-	if n := uint64(len(w.shards)); n > 1 {
-		r := rand.Uint64()
-		if ch = w.shards[r%n]; len(ch) == cap(ch) {
-			ch = w.shards[(r>>32)%n]
-		}
+	n := uint64(len(w.shards))
+	ch := w.shards[r%n]
+	if len(ch) == cap(ch) {
+		ch = w.shards[(r>>32)%n]
 	}
 	if len(ch) == cap(ch) { // full: do not copy for nothing
-		w.drop(rec.ProjectID, rec.At.UnixNano(), 1)
+		w.drop(rec.ProjectID, rec.At.UnixNano(), 1, r)
 		return
 	}
 	select {
 	case ch <- pack(id, rec):
 	default:
-		w.drop(rec.ProjectID, rec.At.UnixNano(), 1)
+		w.drop(rec.ProjectID, rec.At.UnixNano(), 1, r)
 	}
 }
 
@@ -367,14 +396,12 @@ func (w *Writer) buffered() int {
 	return n
 }
 
-// drop counts n dropped records of projectID, the earliest at Unix nanoseconds at.
-func (w *Writer) drop(projectID string, at int64, n uint64) {
-	var pd *projectDrops
-	if v, ok := w.drops.Load(projectID); ok {
-		pd = v.(*projectDrops)
-	} else {
-		v, _ := w.drops.LoadOrStore(strings.Clone(projectID), new(projectDrops))
-		pd = v.(*projectDrops)
+// drop counts n dropped records of projectID, the earliest at Unix nanoseconds at; r is a
+// random number (the counter's stripe).
+func (w *Writer) drop(projectID string, at int64, n, r uint64) {
+	pd := (*w.drops.Load())[projectID]
+	if pd == nil {
+		pd = w.addProject(projectID)
 	}
 	if at == 0 {
 		at = 1 // 0 means "none"
@@ -388,17 +415,34 @@ func (w *Writer) drop(projectID string, at int64, n uint64) {
 			break
 		}
 	}
-	pd.n.Add(n)
+	pd.n[(r>>56)%dropStripes].Add(n)
+}
+
+// addProject returns the drop counters of projectID, adding them to w.drops.
+func (w *Writer) addProject(projectID string) *projectDrops {
+	w.dropsMu.Lock()
+	defer w.dropsMu.Unlock()
+	old := *w.drops.Load()
+	if pd := old[projectID]; pd != nil {
+		return pd
+	}
+	m := make(map[string]*projectDrops, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	pd := new(projectDrops)
+	m[strings.Clone(projectID)] = pd
+	w.drops.Store(&m)
+	return pd
 }
 
 // Stats returns the counters. Safe for concurrent use.
 func (w *Writer) Stats() Stats {
 	buffered := uint64(w.buffered())
 	dropped := w.collected.Load()
-	w.drops.Range(func(_, v any) bool {
-		dropped += v.(*projectDrops).n.Load()
-		return true
-	})
+	for _, pd := range *w.drops.Load() {
+		dropped += pd.pending()
+	}
 	return Stats{
 		Recorded:    w.received.Load() + buffered,
 		Dropped:     dropped,
@@ -474,10 +518,11 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
-// drain writes the buffer in batches, and the gap markers, until the buffer is empty or the
-// writer pauses.
+// drain writes what the buffer holds in batches, and the gap markers, until that is written
+// or the writer pauses. It writes no more batches than the buffer held when it started, so
+// that Run gets back to Close and Flush under a steady flow of records.
 func (w *Writer) drain(ctx context.Context) {
-	for {
+	for rounds := w.buffered()/w.o.BatchSize + 1; rounds > 0; rounds-- {
 		w.fill()
 		empty := len(w.batch) == 0
 		w.throttle(w.timedWrite(ctx)) // the batch and the gap markers
@@ -565,7 +610,7 @@ func (w *Writer) writeBatch(ctx context.Context) error {
 		}
 		for i := range n {
 			r := &w.batch[i]
-			w.drop(r.ProjectID, r.At.UnixNano(), 1)
+			w.drop(r.ProjectID, r.At.UnixNano(), 1, uint64(i))
 		}
 	} else {
 		if w.failing {
@@ -583,28 +628,23 @@ func (w *Writer) writeBatch(ctx context.Context) error {
 
 // collectDrops turns the projects' drop counts into pending gap markers.
 func (w *Writer) collectDrops() {
-	w.drops.Range(func(k, v any) bool {
-		pd := v.(*projectDrops)
-		if pd.n.Load() == 0 {
-			return true
-		}
-		n := pd.n.Swap(0)
-		first := pd.first.Swap(0)
+	for project, pd := range *w.drops.Load() {
+		n := pd.take()
 		if n == 0 {
-			return true
+			continue
 		}
+		first := pd.first.Swap(0)
 		w.collected.Add(n)
 		at := w.o.Now()
 		if first != 0 {
 			at = time.Unix(0, first)
 		}
-		project := k.(string)
 		g := w.pending[project]
 		if g == nil {
 			w.pending[project] = &gapMarker{rec: thauth.DecisionRecord{
 				ID: newID(at), ProjectID: project, At: at, Gap: int64(n),
 			}}
-			return true
+			continue
 		}
 		g.rec.Gap += int64(n)
 		if at.Before(g.rec.At) {
@@ -617,8 +657,7 @@ func (w *Writer) collectDrops() {
 			g.rec.ID = newID(g.rec.At)
 			g.attempted = false
 		}
-		return true
-	})
+	}
 }
 
 // flushAll writes every buffered record and the gap markers; it returns the first error.
@@ -682,7 +721,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		for len(ch) > 0 {
 			e := <-ch // only Close receives now: it cannot block
 			w.received.Add(1)
-			w.drop(e.unpack().ProjectID, e.at, 1)
+			w.drop(e.unpack().ProjectID, e.at, 1, 0)
 		}
 	}
 	return err

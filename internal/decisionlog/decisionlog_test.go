@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 
 	"github.com/thauth/thauth"
 )
@@ -546,5 +548,43 @@ func TestSchedWaits(t *testing.T) {
 	n1, t1 := read()
 	if n1 <= n0 || t1 < t0 {
 		t.Errorf("scheduling waits went from %d (%v) to %d (%v)", n0, t0, n1, t1)
+	}
+}
+
+// TestRecordFields: a record without an id gets a fresh UUIDv7 of its time; RecordWithID
+// takes the id given; over-long fields are cut at a character boundary.
+func TestRecordFields(t *testing.T) {
+	st, projects := openStore(t)
+	w := New(st, Options{})
+	at := time.Date(2026, 11, 28, 10, 42, 0, 0, time.UTC)
+	noID := rec(projects[0], "", at, "user_123", false)
+	w.Record(noID)
+	var id [36]byte
+	copy(id[:], "01970c2e-8a3b-7c1d-9e2f-3a4b5c6d7e8f")
+	withID := rec(projects[0], "ignored", at.Add(time.Second), "user_456", true)
+	w.RecordWithID(id, withID)
+	long := rec(projects[0], "long", at.Add(2*time.Second), strings.Repeat("a", 255)+"é"+strings.Repeat("b", 100), true)
+	long.Resource = strings.Repeat("r", 600)
+	w.Record(long)
+	if err := w.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := all(t, st, projects[0]) // newest first
+	if len(got) != 3 {
+		t.Fatalf("%d records, want 3", len(got))
+	}
+	if g := got[0]; g.Subject != strings.Repeat("a", 255) || g.Resource != strings.Repeat("r", 512) {
+		t.Errorf("long record stored with subject of %d bytes, resource of %d", len(g.Subject), len(g.Resource))
+	}
+	if g := got[1]; g.ID != string(id[:]) || g.Subject != "user_456" {
+		t.Errorf("RecordWithID stored %+v", g)
+	}
+	g := got[2]
+	u, err := uuid.Parse(g.ID)
+	if err != nil || u.Version() != 7 || g.Subject != "user_123" {
+		t.Fatalf("record without id stored as %+v (%v)", g, err)
+	}
+	if sec, nsec := u.Time().UnixTime(); time.Unix(sec, nsec).UnixMilli() != at.UnixMilli() {
+		t.Errorf("fresh id %s is not of the record's time %v", g.ID, at)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/thauth/thauth"
 	"github.com/thauth/thauth/internal/abuse"
+	"github.com/thauth/thauth/internal/decisionlog"
 	"github.com/thauth/thauth/internal/engine"
 	"github.com/thauth/thauth/internal/httpserver"
 	"github.com/thauth/thauth/internal/mail"
@@ -164,6 +166,21 @@ type Config struct {
 	// httpserver.DefaultLimits, httpserver.LimitOff turns one off.
 	Limits httpserver.Limits
 
+	// DecisionLog records every decision asynchronously (docs/decision-log.md): never
+	// slowing decisions, dropping (and counting, with gap markers) what it cannot keep up
+	// with. Default true. DecisionLogRetention is how long records are kept (default 30
+	// days; 0 keeps them forever); DecisionLogBuffer bounds the records waiting in memory
+	// (default 65536).
+	DecisionLog          bool
+	DecisionLogRetention time.Duration
+	DecisionLogBuffer    int
+
+	// BlockInvalidKeys is how many invalid API keys one client IP may send within a minute
+	// before it is blocked for 15 minutes (the abuse rule invalid_keys_from_ip, which also
+	// raises a security event). Default 20 (abuse.DefaultInvalidKeyThreshold); negative
+	// turns the block off (the event and the auth-failure rate limit remain).
+	BlockInvalidKeys int
+
 	// Observe configures metrics (a Prometheus listener of its own, default
 	// 127.0.0.1:9464) and tracing (OTLP, off by default); see ObserveConfig.
 	Observe ObserveConfig
@@ -209,6 +226,9 @@ func Defaults() Config {
 		Mail:                  MailConfig{Mailer: "dev"},
 		AuditRetention:        365 * 24 * time.Hour,
 		Observe:               DefaultObserve(),
+		DecisionLog:           true,
+		DecisionLogRetention:  30 * 24 * time.Hour,
+		DecisionLogBuffer:     65536,
 	}
 }
 
@@ -280,6 +300,12 @@ func (c Config) Validate() []Problem {
 		add("Mail.Mailer", "production mode needs a real mailer: --mailer resend or --mailer smtp (the development outbox only logs mail)")
 	}
 	ps = append(ps, c.Observe.Validate()...)
+	if c.DecisionLogRetention < 0 {
+		add("DecisionLogRetention", "must not be negative (0 keeps records forever), got %v", c.DecisionLogRetention)
+	}
+	if c.DecisionLogBuffer < 0 || c.DecisionLogBuffer > 1<<24 {
+		add("DecisionLogBuffer", "must be between 0 (the default) and %d records, got %d", 1<<24, c.DecisionLogBuffer)
+	}
 	if err := c.Limits.Validate(); err != nil {
 		add("Limits", "%v", err)
 	}
@@ -377,7 +403,8 @@ type Server struct {
 	sealer *seal.Sealer      // nil unless master keys are configured
 	// limiter applies the rate limits; a Redis one is closed at shutdown.
 	limiter ratelimit.Limiter
-	obs     *Observability // metrics listener and tracing; shut down last
+	obs     *Observability      // metrics listener and tracing; shut down last
+	dlog    *decisionlog.Writer // nil when the decision log is off; flushed at shutdown
 
 	redirect   *http.Server // nil without HTTPRedirectAddr
 	redirectLn net.Listener
@@ -505,7 +532,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err != nil {
 		return nil, err
 	}
-	detector := abuse.New(abuse.Options{})
+	aopts := abuse.Options{InvalidKeyThreshold: cfg.BlockInvalidKeys}
+	if cfg.BlockInvalidKeys < 0 {
+		aopts.InvalidKeyThreshold = math.MaxInt32 // never reached: no block
+	}
+	detector := abuse.New(aopts)
 	deps := httpserver.Deps{
 		Engine:        eng,
 		Manage:        mgr,
@@ -520,6 +551,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}
 	if devMail && sealer != nil && !cfg.Production {
 		deps.DevOutbox = devOutbox(store, sealer)
+	}
+	// The decision log: its routes read old records even with recording off.
+	deps.DecisionLogStore = store
+	var dlog *decisionlog.Writer
+	if cfg.DecisionLog {
+		ret := cfg.DecisionLogRetention
+		if ret == 0 {
+			ret = -1 // decisionlog: negative keeps forever
+		}
+		dlog = decisionlog.New(store, decisionlog.Options{BufferSize: cfg.DecisionLogBuffer, Retention: ret, Logger: log})
+		deps.DecisionLog = dlog
+		obs.SetDecisionLogStats(func() (uint64, uint64) { st := dlog.Stats(); return st.Written, st.Dropped })
 	}
 	obs.HTTPDeps(&deps)
 	obs.Watch(eng, store)
@@ -573,6 +616,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		sealer:  sealer,
 		limiter: limiter,
 		obs:     obs,
+		dlog:    dlog,
 		served:  make(chan error, 1),
 		http: &http.Server{
 			Handler:           handler,
@@ -612,6 +656,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); ConsumeAbuseEvents(bgCtx, detector, mgr, log) }()
+	if dlog != nil {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); _ = dlog.Run(bgCtx) }()
+	}
 	if cfg.AuditRetention > 0 {
 		s.bg.Add(1)
 		go func() { defer s.bg.Done(); s.pruneAuditLoop(bgCtx, cfg.AuditRetention) }()
@@ -874,6 +922,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("writing key usage: %w", err))
 		}
 		cancel()
+		if s.dlog != nil {
+			// The API server has stopped: record what is still buffered.
+			dctx, cancelD := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := s.dlog.Close(dctx); err != nil {
+				s.log.Warn("decision log: records still buffered at shutdown were not all written", "err", err)
+			}
+			cancelD()
+		}
 		if c, ok := s.limiter.(interface{ Close() error }); ok {
 			_ = c.Close()
 		}
