@@ -86,7 +86,11 @@ const (
 	contendedHigh    = time.Millisecond
 	contendedLow     = 200 * time.Microsecond
 	ContentionWindow = 250 * time.Millisecond
-	minWaitSamples   = 16 // a window with fewer scheduling samples keeps the current state
+	// The machine's busy CPU share above which the CPUs count as contended, and below which
+	// (with short scheduling waits) they count as free again.
+	cpuBusyHigh    = 0.85
+	cpuBusyLow     = 0.6
+	minWaitSamples = 16 // a window with fewer scheduling samples keeps the current state
 )
 
 // pruneBatch is how many records one PruneDecisions call deletes.
@@ -127,6 +131,13 @@ type Options struct {
 	// SchedWaits returns how many goroutine scheduling waits were sampled so far and their
 	// total; nil means the Go runtime's (/sched/latencies:seconds). For tests.
 	SchedWaits func() (samples uint64, total time.Duration)
+	// CPUTimes returns cumulative busy and total CPU time (any one unit) of the machine: the
+	// writer also counts the CPUs as contended while more than cpuBusyHigh of them is busy
+	// over a window. nil means the operating system's account (/proc/stat on Linux; the
+	// process's own CPU time against GOMAXPROCS elsewhere on Unix). An HTTP server's
+	// goroutines mostly wait on the network, so scheduling waits alone can stay short while
+	// every CPU is taken (by the server, its clients or the database).
+	CPUTimes func() (busy, total float64)
 }
 
 // Stats are the writer's counters since New, for metrics.
@@ -182,6 +193,8 @@ type Writer struct {
 	sampleAt    time.Time     // wall clock of the last sample of SchedWaits
 	sampleN     uint64        // SchedWaits then
 	sampleTotal time.Duration //
+	sampleBusy  float64       // CPUTimes then
+	sampleCPU   float64       //
 	contended   bool
 	resumeAt    time.Time // no write before this (a pause)
 }
@@ -321,6 +334,9 @@ func New(store thauth.DecisionLogStore, o Options) *Writer {
 	}
 	if o.BusyShare <= 0 {
 		o.BusyShare = DefaultBusyShare
+	}
+	if o.CPUTimes == nil {
+		o.CPUTimes = cpuTimes
 	}
 	if o.SchedWaits == nil {
 		o.SchedWaits = newSchedWaits()
@@ -492,6 +508,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer pause.Stop()
 	w.sampleAt = w.wall()
 	w.sampleN, w.sampleTotal = w.o.SchedWaits()
+	w.sampleBusy, w.sampleCPU = w.o.CPUTimes()
 	for {
 		// During a pause the buffer is not read: what does not fit is dropped and counted.
 		var resume <-chan time.Time
@@ -550,17 +567,25 @@ func (w *Writer) throttle(d time.Duration) {
 		return
 	}
 	now := w.wall()
-	if now.Sub(w.sampleAt) >= ContentionWindow {
+	if elapsed := now.Sub(w.sampleAt); elapsed >= ContentionWindow {
 		n, total := w.o.SchedWaits()
-		if dn := n - w.sampleN; dn >= minWaitSamples {
-			mean := (total - w.sampleTotal) / time.Duration(dn)
+		cpuBusy, cpu := w.o.CPUTimes()
+		busy := -1.0 // unknown
+		if cpu > w.sampleCPU {
+			busy = (cpuBusy - w.sampleBusy) / (cpu - w.sampleCPU)
+		}
+		if dn := n - w.sampleN; dn >= minWaitSamples || busy >= 0 {
+			mean := time.Duration(0)
+			if dn > 0 {
+				mean = (total - w.sampleTotal) / time.Duration(dn)
+			}
 			switch {
-			case mean >= contendedHigh:
+			case mean >= contendedHigh || busy >= cpuBusyHigh:
 				w.contended = true
-			case mean < contendedLow:
+			case mean < contendedLow && busy < cpuBusyLow:
 				w.contended = false
 			}
-			w.sampleAt, w.sampleN, w.sampleTotal = now, n, total
+			w.sampleAt, w.sampleN, w.sampleTotal, w.sampleBusy, w.sampleCPU = now, n, total, cpuBusy, cpu
 		}
 	}
 	if w.contended && d > 0 {

@@ -480,9 +480,11 @@ func TestThrottle(t *testing.T) {
 	var samples uint64
 	var total time.Duration
 	waits := func() (uint64, time.Duration) { return samples, total }
+	var cpuBusy, cpuTotal float64 // the machine's CPU times; 0 = unknown until the CPU steps below
+	cpuTimes := func() (float64, float64) { return cpuBusy, cpuTotal }
 	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	newWriter := func(share float64) *Writer {
-		w := New(st, Options{BusyShare: share, SchedWaits: waits})
+		w := New(st, Options{BusyShare: share, SchedWaits: waits, CPUTimes: cpuTimes})
 		w.wall = func() time.Time { return now }
 		w.sampleAt, w.sampleN, w.sampleTotal = now, samples, total
 		return w
@@ -523,6 +525,28 @@ func TestThrottle(t *testing.T) {
 	if got := w.Stats().Throttled; got != 5 {
 		t.Errorf("Throttled = %d, want 5", got)
 	}
+
+	// An HTTP server's goroutines mostly wait on the network: scheduling waits can stay
+	// short while every CPU of the machine is taken. The machine's busy share counts too.
+	cpuBusy, cpuTotal = 1e6, 2e6
+	cw := newWriter(0.1)
+	cw.sampleBusy, cw.sampleCPU = cpuBusy, cpuTotal
+	for i, c := range []struct {
+		share     float64 // busy share of the machine's CPUs during the window
+		wantPause time.Duration
+	}{
+		{0.5, 0}, {0.84, 0}, {0.86, 90 * time.Millisecond}, {0.7, 90 * time.Millisecond}, {0.59, 0},
+	} {
+		window(1000, 20*time.Microsecond)
+		cpuBusy += c.share * 1000
+		cpuTotal += 1000
+		cw.resumeAt = time.Time{}
+		cw.throttle(write)
+		if got := cw.resumeAt.Sub(now); (c.wantPause == 0 && !cw.resumeAt.IsZero()) || (c.wantPause != 0 && got != c.wantPause) {
+			t.Errorf("CPU step %d (%.0f%% busy): resume at %v, want a pause of %v", i, 100*c.share, cw.resumeAt, c.wantPause)
+		}
+	}
+	cpuBusy, cpuTotal = 0, 0
 
 	never := newWriter(1)
 	window(1000, 20*time.Millisecond)
