@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/thauth/thauth"
 )
@@ -19,30 +17,8 @@ import (
 // InvitationLifetime is how long an invitation link works.
 const InvitationLifetime = 7 * 24 * time.Hour
 
-// maxEmailBytes is the longest address accepted (RFC 5321's path limit).
-const maxEmailBytes = 254
 
 var errInvitationInvalid = thauth.Errorf(thauth.ENotFound, "this invitation link is invalid or has expired")
-
-// orgNormalizeEmail trims and lower-cases an address, as accounts store it, and checks its
-// shape (something@domain, no spaces or control characters).
-func orgNormalizeEmail(email string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(email))
-	bad := thauth.Errorf(thauth.EInvalid, "email must be an address like name@example.com")
-	if e == "" || len(e) > maxEmailBytes {
-		return "", bad
-	}
-	at := strings.LastIndexByte(e, '@')
-	if at <= 0 || at == len(e)-1 {
-		return "", bad
-	}
-	for _, r := range e {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return "", bad
-		}
-	}
-	return e, nil
-}
 
 // orgPending reports whether inv can still be accepted at now.
 func orgPending(inv *thauth.Invitation, now time.Time) bool {
@@ -55,7 +31,7 @@ func orgPending(inv *thauth.Invitation, now time.Time) bool {
 // revoked and replaced. EInvalid for a bad address or role; EConflict "already a member"
 // when the address belongs to a member. Recorded as invitation.created.
 func (s *Service) Invite(ctx context.Context, a Actor, orgID, email, role string) (*thauth.Invitation, error) {
-	addr, err := orgNormalizeEmail(email)
+	addr, err := acctNormalizeEmail(email)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func orgCLIUser(by string) string {
 
 // orgAccountByEmail finds the account of an address given on the command line.
 func (s *Service) orgAccountByEmail(ctx context.Context, email string) (*thauth.Account, error) {
-	addr, err := orgNormalizeEmail(email)
+	addr, err := acctNormalizeEmail(email)
 	if err != nil {
 		return nil, err
 	}
