@@ -532,6 +532,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if c, ok := limiter.(interface{ Close() error }); ok && err != nil {
+			_ = c.Close() // a Redis client of a start that failed
+		}
+	}()
 	aopts := abuse.Options{InvalidKeyThreshold: cfg.BlockInvalidKeys}
 	if cfg.BlockInvalidKeys < 0 {
 		aopts.InvalidKeyThreshold = math.MaxInt32 // never reached: no block
