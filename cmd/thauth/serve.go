@@ -263,6 +263,23 @@ func serveSettings() []serveSetting {
 				c.BlockInvalidKeys = n
 				return ""
 			}},
+		{flag: "trusted-proxies", env: "THAUTH_TRUSTED_PROXIES", field: "TrustedProxies",
+			usage: "comma-separated `addresses` or CIDR prefixes of the load balancers in front of the node; from\nthem X-Forwarded-For names the client (rate limits, IP blocks, audit)",
+			def: func(c *serveConfig) string {
+				var out []string
+				for _, p := range c.TrustedProxies {
+					out = append(out, p.String())
+				}
+				return strings.Join(out, ",")
+			},
+			set: func(c *serveConfig, v string) string {
+				ps, err := httpserver.ParseTrustedProxies(v)
+				if err != nil {
+					return fmt.Sprintf("%q is not a list of addresses and CIDR prefixes: %v", v, err)
+				}
+				c.TrustedProxies = ps
+				return ""
+			}},
 		{flag: "redis-url", env: "THAUTH_REDIS_URL", field: "RedisURL",
 			usage: "share rate limits among nodes through this Redis `URL` (redis://[:password@]host:port/db; prefer the variable: it holds a password)",
 			def:   func(c *serveConfig) string { return c.RedisURL },

@@ -251,9 +251,8 @@ func (s *server) accountCredential(r *http.Request) bool {
 }
 
 // clientInfo describes the client for sessions, throttles and the audit log. The IP is the
-// peer address: proxy headers (X-Forwarded-For, Forwarded) are not trusted yet, so behind a
-// reverse proxy every client has the proxy's address (throttles per IP then throttle the
-// proxy); trusting them needs a configured list of proxies.
+// peer address — the client's, as X-Forwarded-For names it, when the peer is a configured
+// trusted proxy (proxy.go).
 func clientInfo(r *http.Request) manage.ClientInfo {
 	ip := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(ip); err == nil {

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -36,6 +37,11 @@ import (
 type Deps struct {
 	Engine *engine.Engine
 	Manage *manage.Service
+	// TrustedProxies are the addresses of the reverse proxies and load balancers in front of
+	// this server (proxy.go). A request whose peer is one of them is attributed to the
+	// client its X-Forwarded-For names; with none (the default) the peer address is the
+	// client, and forwarding headers are ignored, since anyone can send them.
+	TrustedProxies []netip.Prefix
 	// Ping checks that the store answers, for /readyz; nil means always reachable.
 	Ping func(ctx context.Context) error
 	// Logger receives the access log and internal errors; nil discards them.
@@ -105,13 +111,15 @@ const (
 
 // server holds the dependencies and the routing table. It is safe for concurrent use.
 type server struct {
-	eng  *engine.Engine
-	mg   *manage.Service
-	ping func(ctx context.Context) error
-	log  *slog.Logger
-	now  func() time.Time
-	rand func() uint64
-	mux  *http.ServeMux
+	eng *engine.Engine
+	mg  *manage.Service
+
+	trustedProxies []netip.Prefix // see Deps.TrustedProxies
+	ping           func(ctx context.Context) error
+	log            *slog.Logger
+	now            func() time.Time
+	rand           func() uint64
+	mux            *http.ServeMux
 
 	freshWait time.Duration // see Deps.FreshnessWait
 	writeWait time.Duration // see Deps.WriteTimeout
@@ -159,13 +167,14 @@ func New(d Deps) http.Handler {
 		panic("httpserver: Deps.Limits: " + err.Error())
 	}
 	s := &server{
-		eng:  d.Engine,
-		mg:   d.Manage,
-		ping: d.Ping,
-		log:  d.Logger,
-		now:  d.Now,
-		rand: rand.Uint64,
-		mux:  http.NewServeMux(),
+		eng:            d.Engine,
+		mg:             d.Manage,
+		trustedProxies: d.TrustedProxies,
+		ping:           d.Ping,
+		log:            d.Logger,
+		now:            d.Now,
+		rand:           rand.Uint64,
+		mux:            http.NewServeMux(),
 
 		freshWait: cmpOr(d.FreshnessWait, DefaultFreshnessWait),
 		writeWait: cmpOr(d.WriteTimeout, DefaultWriteTimeout),

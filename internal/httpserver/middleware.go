@@ -114,6 +114,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		id = string(appendUUIDv7(make([]byte, 0, 36), start, s.rand))
 	}
+	if len(s.trustedProxies) > 0 {
+		s.useForwardedFor(r)
+	}
 	var span trace.Span // observability: nil unless tracing is on
 	if s.tracer != nil {
 		r, span = s.startSpan(r)

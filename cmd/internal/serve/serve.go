@@ -26,6 +26,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -158,6 +159,11 @@ type Config struct {
 	// AuditRetention is how long audit entries are kept; older ones are deleted every hour.
 	// Default 365 days; 0 keeps them forever.
 	AuditRetention time.Duration
+	// TrustedProxies are the reverse proxies and load balancers in front of the node: from
+	// them, X-Forwarded-For names the client (for rate limits, IP blocks, sessions and the
+	// audit log). Default none: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+
 	// RedisURL, when set (redis://[:password@]host:port/db), shares rate limits among every
 	// node through Redis; when Redis does not answer, each node falls back to its own limits
 	// (logged and counted). Default "": limits in this node's memory. Never logged.
@@ -543,16 +549,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}
 	detector := abuse.New(aopts)
 	deps := httpserver.Deps{
-		Engine:        eng,
-		Manage:        mgr,
-		Ping:          store.Ping,
-		Logger:        log,
-		Now:           time.Now,
-		FreshnessWait: cfg.FreshnessWait,
-		SecureCookies: cfg.TLS(),
-		Limiter:       limiter,
-		Limits:        cfg.Limits,
-		Abuse:         detector,
+		Engine:         eng,
+		Manage:         mgr,
+		Ping:           store.Ping,
+		Logger:         log,
+		Now:            time.Now,
+		FreshnessWait:  cfg.FreshnessWait,
+		SecureCookies:  cfg.TLS(),
+		TrustedProxies: cfg.TrustedProxies,
+		Limiter:        limiter,
+		Limits:         cfg.Limits,
+		Abuse:          detector,
 	}
 	if devMail && sealer != nil && !cfg.Production {
 		deps.DevOutbox = devOutbox(store, sealer)
