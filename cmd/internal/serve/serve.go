@@ -549,13 +549,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}
 	detector := abuse.New(aopts)
 	deps := httpserver.Deps{
-		Engine:         eng,
-		Manage:         mgr,
-		Ping:           store.Ping,
-		Logger:         log,
-		Now:            time.Now,
-		FreshnessWait:  cfg.FreshnessWait,
-		SecureCookies:  cfg.TLS(),
+		Engine:        eng,
+		Manage:        mgr,
+		Ping:          store.Ping,
+		Logger:        log,
+		Now:           time.Now,
+		FreshnessWait: cfg.FreshnessWait,
+		// Browsers reach the console over HTTPS when this node serves TLS or when the public
+		// URL is https:// (a TLS-terminating load balancer in front): then the session cookie
+		// is __Host- and Secure.
+		SecureCookies:  cfg.TLS() || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"),
 		TrustedProxies: cfg.TrustedProxies,
 		Limiter:        limiter,
 		Limits:         cfg.Limits,
