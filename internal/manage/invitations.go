@@ -17,7 +17,6 @@ import (
 // InvitationLifetime is how long an invitation link works.
 const InvitationLifetime = 7 * 24 * time.Hour
 
-
 var errInvitationInvalid = thauth.Errorf(thauth.ENotFound, "this invitation link is invalid or has expired")
 
 // orgPending reports whether inv can still be accepted at now.
