@@ -564,7 +564,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		Limits:         cfg.Limits,
 		Abuse:          detector,
 	}
-	if devMail && sealer != nil && !cfg.Production {
+	// The development outbox shows every mail, single-use links included, to whoever asks:
+	// only on a development node that listens on loopback.
+	switch {
+	case !devMail || sealer == nil || cfg.Production:
+	case !loopbackAddr(cfg.Addr):
+		log.Warn("the development outbox (GET /api/v1/dev/outbox) is off: this node listens beyond loopback, and the " +
+			"outbox would show everyone's verification and password-reset links; mail is still logged")
+	default:
 		deps.DevOutbox = devOutbox(store, sealer)
 	}
 	// The decision log: its routes read old records even with recording off.
@@ -854,6 +861,20 @@ func (s *Server) warnIfExposed() {
 	s.log.Warn("listening on a non-loopback address without TLS: API keys and decisions travel in clear text; "+
 		"serve HTTPS (--tls-cert/--tls-key or --acme-domain), put a TLS-terminating proxy in front, or listen on 127.0.0.1",
 		"addr", s.Addr())
+}
+
+// loopbackAddr reports whether the listen address addr (host:port) is on loopback only:
+// "localhost" or a loopback IP; an empty host (every interface) is not.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // exposed reports whether a listener address is reachable from other machines.

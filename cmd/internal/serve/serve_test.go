@@ -30,6 +30,18 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+func TestLoopbackAddr(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:8080": true, "127.0.0.2:0": true,
+		":8080": false, "0.0.0.0:8080": false, "[::]:8080": false, "192.168.1.10:8080": false,
+		"example.com:8080": false, "nonsense": false,
+	} {
+		if got := loopbackAddr(addr); got != want {
+			t.Errorf("loopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
 func TestExposed(t *testing.T) {
 	for addr, want := range map[string]bool{
 		"127.0.0.1:8080": false, "[::1]:8080": false, "127.0.0.2:1": false,
