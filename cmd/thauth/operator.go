@@ -30,6 +30,9 @@ Operator roles:
   grant --email E --role R    give the account with this email an operator role
   revoke --email E            remove the account's operator role
   list                        list the operators
+  add-owner --org ID --email E
+                              make the account an owner of an organization (how an
+                              organization created by 'thauth init' gets its first member)
 Roles: support (reads every organization), operator (reads, revokes leaked API keys,
 removes members), superadmin (everything but transferring ownership). See
 docs/console-roles.md. An operator role works only from a console session signed in with
@@ -61,6 +64,8 @@ func runOperator(ctx context.Context, e *env, args []string) int {
 		return runOperatorRevoke(ctx, e, args[1:])
 	case "list", "ls":
 		return runOperatorList(ctx, e, args[1:])
+	case "add-owner":
+		return runOperatorAddOwner(ctx, e, args[1:])
 	case "suspend":
 		return runOperatorSuspend(ctx, e, args[1:])
 	case "reinstate":
@@ -151,6 +156,33 @@ name of the OS user running the command.`, e)
 		fmt.Fprintln(e.stdout, "Note: this account has no two-factor authentication yet. Operator access needs it:")
 		fmt.Fprintln(e.stdout, "enable it in the account settings, then sign in again.")
 	}
+	return exitOK
+}
+
+func runOperatorAddOwner(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet("operator add-owner", "thauth operator add-owner --org ID --email EMAIL [--data-dir DIR | --database-url URL]",
+		`Makes the account with this email an owner of the organization: how an organization
+created by 'thauth init' (which has API keys but no members) gets its first console user.
+An existing member is promoted. Recorded in the organization's audit log.`, e)
+	storeFlags(fs)
+	org := fs.String("org", "", "organization `id` (required)")
+	email := fs.String("email", "", "`email` of the account (required)")
+	if _, code, done := parse(fs, args, 0, 0); done {
+		return code
+	}
+	if strings.TrimSpace(*org) == "" || strings.TrimSpace(*email) == "" {
+		fmt.Fprintf(e.stderr, "thauth operator add-owner: missing --org or --email\nUsage: %s\n", fs.usageLine)
+		return exitUsage
+	}
+	store, svc, err := openConsole(ctx, fs)
+	if err != nil {
+		return e.errorf("%v", err)
+	}
+	defer store.Close()
+	if _, err := svc.AddOwner(ctx, strings.TrimSpace(*org), *email, cliUser(e)); err != nil {
+		return e.errorf("%s", safeMessage(err))
+	}
+	fmt.Fprintf(e.stdout, "%s is now an owner of organization %s.\n", strings.ToLower(strings.TrimSpace(*email)), strings.TrimSpace(*org))
 	return exitOK
 }
 

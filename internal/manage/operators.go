@@ -199,3 +199,52 @@ func (s *Service) OperatorListOrganizations(ctx context.Context, a Actor) ([]tha
 	}
 	return list, nil
 }
+
+// AddOwner makes the account with this email an owner of organization orgID (CLI only: an
+// organization created by `thauth init` has no members until one is added this way). An
+// existing membership is promoted. ENotFound "no account with this email" or "organization
+// not found" (the system organization included). addedBy is audited like GrantOperator's
+// grantedBy (member.added in the organization's chain).
+func (s *Service) AddOwner(ctx context.Context, orgID, email, addedBy string) (*thauth.Membership, error) {
+	acct, err := s.orgAccountByEmail(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	if orgID == thauth.SystemOrganizationID {
+		return nil, thauth.Errorf(thauth.ENotFound, "organization not found")
+	}
+	var m *thauth.Membership
+	err = s.orgConsoleTx(ctx, func(ctx context.Context, tx thauth.Data, g *orgGrants) error {
+		if _, err := tx.GetOrganization(ctx, orgID); err != nil {
+			if thauth.ErrorCodeOf(err) == thauth.ENotFound {
+				return thauth.Errorf(thauth.ENotFound, "organization not found")
+			}
+			return err
+		}
+		previous := ""
+		if cur, err := tx.GetMembership(ctx, orgID, acct.ID); err == nil {
+			previous = cur.Role
+		} else if thauth.ErrorCodeOf(err) != thauth.ENotFound {
+			return err
+		}
+		m = &thauth.Membership{OrganizationID: orgID, AccountID: acct.ID, Role: thauth.OrgRoleOwner,
+			CreatedAt: g.now, UpdatedAt: g.now}
+		if err := tx.PutMembership(ctx, m); err != nil {
+			return err
+		}
+		if err := g.member(ctx, orgID, acct.ID, thauth.OrgRoleOwner); err != nil {
+			return err
+		}
+		data := map[string]string{"role": thauth.OrgRoleOwner, "email": acct.Email}
+		if previous != "" {
+			data["previous_role"] = previous
+		}
+		return s.appendAudit(ctx, tx, auditEvent{Chain: orgID, ActorType: thauth.ActorCLI, ActorID: orgCLIUser(addedBy),
+			OrgID: orgID, AccountID: acct.ID, Action: "member.added", Target: acct.ID, Data: data})
+	})
+	if err != nil {
+		return nil, storeError(err, "could not add the owner")
+	}
+	s.log.InfoContext(ctx, "owner added from the command line", "organization_id", orgID, "account_id", acct.ID)
+	return m, nil
+}
