@@ -145,7 +145,7 @@ type server struct {
 	limits        Limits
 	onRateLimited func(policy string)
 	onAuthFailure func(kind string)
-	keyHeaders    keyHeaders // the PerKey policy's RateLimit fields
+	keyHeaders    ratelimit.Headers // the PerKey policy's RateLimit fields, serialised once
 
 	bufs sync.Pool // *[]byte, for request and response bodies
 	reqs sync.Pool // *thauth.CheckRequest: passed by pointer, it would escape per request
@@ -197,7 +197,7 @@ func New(d Deps) http.Handler {
 		onRateLimited: d.OnRateLimited,
 		onAuthFailure: d.OnAuthFailure,
 	}
-	s.keyHeaders = newKeyHeaders(s.limits.PerKey)
+	s.keyHeaders = ratelimit.NewHeaders(policyAPIKey, s.limits.PerKey)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -622,39 +622,6 @@ func BenchmarkCheckLimits(b *testing.B) {
 	b.Run("detector-only", func(b *testing.B) { run(b, nil, abuse.New(abuse.Options{})) })
 }
 
-// TestKeyHeadersMatchSetHeaders: the decision path's own formatting of the "api-key"
-// policy's fields writes exactly what ratelimit.SetHeaders writes.
-func TestKeyHeadersMatchSetHeaders(t *testing.T) {
-	for _, l := range []ratelimit.Limit{
-		{Rate: 1000, Period: time.Second, Burst: 2000}, ratelimit.PerMinute(5), ratelimit.PerHour(20),
-		{Rate: 3, Period: 10 * time.Second}, {Rate: 1e8, Period: time.Second, Burst: 1e8},
-	} {
-		kh := newKeyHeaders(l)
-		lim := ratelimit.NewLocal(ratelimit.Options{})
-		for _, res := range []ratelimit.Result{
-			{Allowed: true, Limit: l, Remaining: 0, ResetAfter: 0},
-			{Allowed: true, Limit: l, Remaining: 7, ResetAfter: time.Nanosecond},
-			{Allowed: true, Limit: l, Remaining: 1999, ResetAfter: time.Second},
-			{Allowed: true, Limit: l, Remaining: 4, ResetAfter: 12*time.Second + 1},
-			{Allowed: true, Limit: l, Remaining: -1, ResetAfter: -time.Second},
-			lim.Allow(t.Context(), "k", l),
-			lim.Allow(t.Context(), "k", l),
-		} {
-			got, want := http.Header{}, http.Header{}
-			kh.set(got, res)
-			ratelimit.SetHeaders(want, policyAPIKey, res)
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("%v, %+v: headers (-SetHeaders +keyHeaders):\n%s", l, res, diff)
-			}
-		}
-	}
-	h := http.Header{}
-	newKeyHeaders(ratelimit.Limit{}).set(h, ratelimit.Result{Allowed: true})
-	if len(h) != 0 {
-		t.Errorf("no limit: %v", h)
-	}
-}
-
 // BenchmarkCheckLimitsCost measures what requireKey adds to each request of a valid key, on
 // one goroutine, without the rest of the request (more stable on a busy machine than the
 // difference of two whole-request benchmarks): asking the detector whether the address is
@@ -663,7 +630,7 @@ func TestKeyHeadersMatchSetHeaders(t *testing.T) {
 func BenchmarkCheckLimitsCost(b *testing.B) {
 	l := ratelimit.Limit{Rate: 1e8, Period: time.Second, Burst: 1e8}
 	s := &server{now: time.Now, abuse: abuse.New(abuse.Options{}), limiter: ratelimit.NewLocal(ratelimit.Options{}),
-		limits: Limits{PerKey: l}, keyHeaders: newKeyHeaders(l)}
+		limits: Limits{PerKey: l}, keyHeaders: ratelimit.NewHeaders(policyAPIKey, l)}
 	r := httptest.NewRequest("POST", "/v1/check", nil)
 	w := &discardWriter{h: http.Header{}}
 	p := engine.Principal{KeyID: "0190b4d0-7c3a-7b8e-9f00-0123456789ab", LimitKey: "key:0190b4d0-7c3a-7b8e-9f00-0123456789ab"}

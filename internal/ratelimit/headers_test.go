@@ -113,3 +113,44 @@ func TestSetHeadersFromLimiter(t *testing.T) {
 		t.Errorf("6th request (-want +got):\n%s", diff)
 	}
 }
+
+// TestHeadersReuse: one Headers, made once and set on many responses (as the per-key limit
+// of the decision path does), writes for each result exactly what a fresh SetHeaders writes,
+// and the responses share nothing a later Set changes.
+func TestHeadersReuse(t *testing.T) {
+	for _, l := range []Limit{
+		{Rate: 1000, Period: time.Second, Burst: 2000}, PerMinute(5), PerHour(20),
+		{Rate: 3, Period: 10 * time.Second}, {Rate: 1e8, Period: time.Second, Burst: 1e8},
+	} {
+		hs := NewHeaders("api-key", l)
+		lim := NewLocal(Options{})
+		var firsts []http.Header
+		for _, res := range []Result{
+			{Allowed: true, Limit: l, Remaining: 0, ResetAfter: 0},
+			{Allowed: true, Limit: l, Remaining: 7, ResetAfter: time.Nanosecond},
+			{Allowed: true, Limit: l, Remaining: 1999, ResetAfter: time.Second},
+			{Allowed: true, Limit: l, Remaining: 4, ResetAfter: 12*time.Second + 1},
+			{Allowed: true, Limit: l, Remaining: -1, ResetAfter: -time.Second},
+			{Allowed: false, Limit: l, RetryAfter: 1500 * time.Millisecond},
+			lim.Allow(t.Context(), "k", l),
+			lim.Allow(t.Context(), "k", l),
+		} {
+			got, want := http.Header{}, http.Header{}
+			hs.Set(got, res)
+			SetHeaders(want, "api-key", res)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%v, %+v: headers (-SetHeaders +reused Headers):\n%s", l, res, diff)
+			}
+			firsts = append(firsts, got)
+		}
+		if firsts[1].Get("RateLimit") == firsts[2].Get("RateLimit") {
+			t.Errorf("%v: two results share one RateLimit value %q", l, firsts[1].Get("RateLimit"))
+		}
+	}
+	h := http.Header{}
+	NewHeaders("api-key", Limit{}).Set(h, Result{Allowed: true})
+	Headers{}.Set(h, Result{Allowed: false})
+	if len(h) != 0 {
+		t.Errorf("no limit: %v", h)
+	}
+}
