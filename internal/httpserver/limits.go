@@ -370,11 +370,10 @@ func (s *server) allowKey(w http.ResponseWriter, r *http.Request, p *engine.Prin
 		key = keyLimitKey(p.KeyID)
 	}
 	res := s.limiter.Allow(r.Context(), key, s.limits.PerKey)
+	s.keyHeaders.Set(w.Header(), res)
 	if res.Allowed {
-		s.keyHeaders.Set(w.Header(), res)
 		return true
 	}
-	s.keyHeaders.Set(w.Header(), res)
 	s.limitedBy(policyAPIKey)
 	s.writeError(w, r, rateLimited(msgKeyLimited, res.RetryAfter))
 	return false
