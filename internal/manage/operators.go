@@ -2,7 +2,6 @@ package manage
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 
@@ -96,12 +95,9 @@ func (s *Service) GrantOperator(ctx context.Context, email, role, grantedBy stri
 		if previous != "" {
 			ev["previous_role"] = previous
 		}
-		evidence, err := json.Marshal(ev)
-		if err != nil {
-			return thauth.Internal(err, "could not record the security event")
-		}
 		secEvent = &thauth.SecurityEvent{Kind: "operator_granted", Severity: thauth.SeverityHigh, At: g.now,
-			Title: "Operator role " + role + " granted to " + acct.Email, Evidence: string(evidence)}
+			Title: "Operator role " + role + " granted to " + acct.Email, Evidence: securityEvidenceJSON(ev)}
+		var err error
 		fan, err = s.recordSecurityEventTx(ctx, tx, secEvent)
 		return err
 	})

@@ -59,6 +59,13 @@ func securityValidKind(k string) bool {
 	return true
 }
 
+// securityEvidenceJSON encodes evidence for a SecurityEvent (the inverse of
+// securityEvidence); a map of strings always encodes.
+func securityEvidenceJSON(m map[string]string) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
 // securityEvidence parses an event's evidence: "" is an empty object; anything else must be
 // a JSON object of strings of at most 8 KiB.
 func securityEvidence(raw string) (map[string]string, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -259,7 +258,7 @@ func (s *Service) acctSigninFailed(ctx context.Context, ci ClientInfo, email str
 					ev := &thauth.SecurityEvent{OrganizationID: om.Organization.ID, Kind: "signin_lockout",
 						Severity: thauth.SeverityMedium, At: now,
 						Title: fmt.Sprintf("Sign-in locked for member %s after %d failed attempts", acct.Email, n),
-						Evidence: acctEvidence(map[string]string{"account_id": acct.ID, "ip": ci.IP, "failures": fmt.Sprint(n),
+						Evidence: securityEvidenceJSON(map[string]string{"account_id": acct.ID, "ip": ci.IP, "failures": fmt.Sprint(n),
 							"locked_minutes": fmt.Sprint(int(signinLockFor / time.Minute))})}
 					fan, err := s.recordSecurityEventTx(ctx, tx, ev)
 					if err != nil {
@@ -294,13 +293,6 @@ func (s *Service) acctSigninFailed(ctx context.Context, ci ClientInfo, email str
 		s.securityRecorded(ctx, le.ev, le.fan)
 	}
 	return nil
-}
-
-// acctEvidence encodes security event evidence; the values are plain strings, so it cannot
-// fail.
-func acctEvidence(m map[string]string) string {
-	b, _ := json.Marshal(m)
-	return string(b)
 }
 
 // acctMfaWait returns how long the account's second factor is locked at now.
